@@ -1,0 +1,213 @@
+"""One typed configuration object, loaded from ``params.yaml`` and passed down.
+
+No other module reads ``params.yaml``. Relative paths in the file are relative to the folder
+that holds it; :meth:`Params.path` resolves them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+from aim.errors import ConfigError
+
+SourceName = Literal["ml100k", "criteo", "avazu", "table", "planted", "synthetic_criteo"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelRule(_Strict):
+    """How the click label is derived from a column: ``binary`` (values must be 0 or 1) or a
+    comparison with ``value`` (e.g. ``rating >= 4``)."""
+
+    column: str
+    rule: Literal["binary", ">=", ">", "<=", "<", "==", "!="] = "binary"
+    value: float | None = None
+
+    @model_validator(mode="after")
+    def _value_for_comparisons(self) -> LabelRule:
+        if self.rule != "binary" and self.value is None:
+            raise ValueError(f"label rule '{self.rule}' needs a 'value' to compare with")
+        return self
+
+
+class TimestampSpec(_Strict):
+    """Event time column: integer epoch seconds, or text parsed with a strptime ``format``."""
+
+    column: str
+    format: str | None = None
+
+
+class TableSourceConfig(_Strict):
+    """Any CSV or parquet file with a binary label and categorical / numeric / multi-hot fields."""
+
+    path: Path = Path("data/raw/table.csv")
+    format: Literal["auto", "csv", "parquet"] = "auto"
+    delimiter: str = ","
+    header: bool = True
+    label: LabelRule = LabelRule(column="label")
+    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+    multi_hot: dict[str, str] = Field(default_factory=dict, description="multi-hot column -> token separator")
+    timestamp: TimestampSpec | None = None
+    entities: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_fields(self) -> TableSourceConfig:
+        if not (self.categorical or self.numeric or self.multi_hot):
+            raise ValueError("a table source needs at least one categorical, numeric or multi_hot field")
+        return self
+
+
+class FileSourceConfig(_Strict):
+    """A Criteo (TSV, no header) or Avazu (CSV with header) file."""
+
+    path: Path
+
+
+class ML100kConfig(_Strict):
+    """MovieLens-100k; ``path`` overrides the copy inside the installed recbole wheel."""
+
+    path: Path | None = None
+    click_threshold: float = 4.0
+
+
+class PlantedConfig(_Strict):
+    """The AutoFIS section 4.5.2 generator: m fields of N values, planted pairs (and triple)."""
+
+    fields: int = Field(6, ge=2)
+    values: int = Field(60, ge=2)
+    pairs: list[tuple[int, int]] = Field(default_factory=lambda: [(0, 1), (2, 5), (3, 4)])
+    triple: tuple[int, int, int] | None = None
+    rows: int = Field(100_000, ge=10)
+    linear_scale: float = 0.5
+    pair_scale: float = 1.0
+    triple_scale: float = 1.0
+    noise: float = Field(0.1, ge=0)
+    positive_rate: float = Field(0.5, gt=0, lt=1)
+    dir: Path = Path("data/raw/planted")
+
+
+class SyntheticCriteoConfig(_Strict):
+    """Criteo-shaped generator: 13 integer and 26 categorical fields with Zipf frequencies."""
+
+    rows: int = Field(1_000_000, ge=10)
+    max_vocab: int = Field(1_000_000, ge=10)
+    zipf_exponent: float = Field(1.1, gt=1.0)
+    missing_rate: float = Field(0.05, ge=0, lt=1)
+    path: Path = Path("data/raw/criteo_synthetic.tsv")
+
+
+class SplitConfig(_Strict):
+    """Train/valid/test shares; ``auto`` splits by time when the source has a timestamp."""
+
+    method: Literal["auto", "time", "random"] = "auto"
+    train: float = Field(0.8, gt=0, lt=1)
+    valid: float = Field(0.1, gt=0, lt=1)
+    test: float = Field(0.1, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitConfig:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"split shares must sum to 1, got {total:g}")
+        return self
+
+
+class NumericConfig(_Strict):
+    """How numeric fields become categories: ``log_square`` (Criteo winners) or ``quantile``."""
+
+    bucketing: Literal["log_square", "quantile"] = "log_square"
+    quantile_buckets: int = Field(20, ge=2)
+
+
+class DataConfig(_Strict):
+    """Everything the ``prepare`` stage reads."""
+
+    source: SourceName = "ml100k"
+    min_count: int = Field(2, ge=1)
+    numeric: NumericConfig = NumericConfig()
+    multi_hot_max_len: int = Field(8, ge=1)
+    split: SplitConfig = SplitConfig()
+    max_quarantine_share: float = Field(0.1, ge=0, le=1)
+    output_dir: Path = Path("data/prepared")
+    warehouse: Path = Path("data/warehouse.duckdb")
+    batch_rows: int = Field(262_144, ge=1024)
+    duckdb_memory_limit: str = "2GB"
+    threads: int = Field(0, ge=0, description="0 = all cores")
+    ml100k: ML100kConfig = ML100kConfig()
+    criteo: FileSourceConfig = FileSourceConfig(path=Path("data/raw/criteo.tsv"))
+    avazu: FileSourceConfig = FileSourceConfig(path=Path("data/raw/avazu.csv"))
+    table: TableSourceConfig | None = None
+    planted: PlantedConfig = PlantedConfig()
+    synthetic_criteo: SyntheticCriteoConfig = SyntheticCriteoConfig()
+
+
+class Params(_Strict):
+    """The whole ``params.yaml``."""
+
+    seed: int = 2026
+    data: DataConfig = DataConfig()
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+
+    def path(self, p: Path | str) -> Path:
+        """Resolve a path from the configuration against the folder of ``params.yaml``."""
+        p = Path(p)
+        return p if p.is_absolute() else self._root / p
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"override '{dotted}': '{key}' is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+    """Turn ``["data.source=criteo", "seed=3"]`` into a nested dict (values parsed as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like section.key=value")
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw))
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_params(path: Path | str = "params.yaml", overrides: list[str] | None = None) -> Params:
+    """Load and validate ``params.yaml`` with optional ``a.b=value`` overrides."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path} not found: run from the project root or pass --params PATH")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, not {type(raw).__name__}")
+    raw = _merge(raw, parse_overrides(overrides))
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"{path}: {problems}") from exc
+    params._root = path.resolve().parent
+    return params

@@ -1,0 +1,1 @@
+"""The data layer: sources, validation of raw lines, encoding, splits and model-ready arrays."""

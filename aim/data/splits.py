@@ -1,0 +1,102 @@
+"""Train / valid / test assignment: by event time when there is one, else a seeded shuffle.
+
+The assignment is two numpy arrays indexed by the staged ``raw`` table's rowid: ``split``
+(0 train, 1 valid, 2 test, 255 quarantined) and ``pos`` (the row's
+place inside its split), plus the same cut as a row-local SQL rule that DuckDB evaluates as a
+plain filter: no sort and no join on the big table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+
+from aim.config import SplitConfig
+from aim.data.reading import ROW_HASH
+from aim.data.schema import StagedSource
+from aim.errors import ConfigError
+
+SPLITS = ("train", "valid", "test")
+QUARANTINED = 255
+
+
+@dataclass
+class SplitAssignment:
+    """Which split each staged row belongs to (by rowid), where inside it, and the same rule in SQL."""
+
+    split: np.ndarray  # uint8 [rows]
+    pos: np.ndarray  # int64 [rows]
+    counts: dict[str, int]
+    method: str
+    split_sql: str  # row-local SQL giving the split code of a row of ``raw``
+
+
+def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
+    """Row counts of train, valid and test for ``n`` usable rows (test takes the remainder)."""
+    n_train = int(round(n * cfg.train))
+    n_valid = int(round(n * cfg.valid))
+    return n_train, n_valid, n - n_train - n_valid
+
+
+def split_method(cfg: SplitConfig, staged: StagedSource) -> str:
+    """Resolve ``auto`` to ``time`` when the source has a timestamp, else ``random``."""
+    if cfg.method == "time" and staged.timestamp_sql is None:
+        raise ConfigError(
+            f"data.split.method is 'time' but source '{staged.name}' has no timestamp: "
+            "use 'random' or name a timestamp column"
+        )
+    if cfg.method == "auto":
+        return "time" if staged.timestamp_sql else "random"
+    return cfg.method
+
+
+def _key_below(ts, h, cut: tuple[int, int]):
+    return (ts < cut[0]) | ((ts == cut[0]) & (h < cut[1]))
+
+
+def assign_splits(
+    con: duckdb.DuckDBPyConnection, staged: StagedSource, cfg: SplitConfig, seed: int, bad_rows: np.ndarray
+) -> SplitAssignment:
+    """Order the usable rows by a content key and cut them into train, valid and test.
+
+    The key is (event time, seeded row hash) for a time split and (seeded row hash) for a random
+    one: it depends only on a row's contents, never on load order, so every run on the same input
+    gives the same splits. The cut is also expressed as a row-local SQL rule (``split_sql``), so
+    DuckDB can filter training rows without a join. Identical rows share a key and a split.
+    """
+    n = staged.rows_loaded
+    method = split_method(cfg, staged)
+    ts_sql = f"CAST({staged.timestamp_sql} AS BIGINT)" if method == "time" else "CAST(0 AS BIGINT)"
+    hash_sql = f"hash({ROW_HASH}, {int(seed)})"
+    got = con.execute(f"SELECT rowid, {ts_sql} AS ts, {hash_sql} AS h FROM raw").fetchnumpy()
+    rowid = np.asarray(got["rowid"])
+    ts = np.zeros(n, dtype=np.int64)
+    ts[rowid] = np.ma.filled(got["ts"], 0) if np.ma.isMaskedArray(got["ts"]) else got["ts"]
+    h = np.zeros(n, dtype=np.uint64)
+    h[rowid] = np.asarray(got["h"])
+    usable = np.flatnonzero(~bad_rows)
+    order = usable[np.lexsort((h[usable], ts[usable]))]
+    n_train, n_valid, n_test = split_sizes(len(order), cfg)
+    if min(n_train, n_valid, n_test) == 0:
+        raise ConfigError(
+            f"{len(order)} usable rows cannot fill train/valid/test shares "
+            f"{cfg.train}/{cfg.valid}/{cfg.test}: bring more data"
+        )
+    cuts = [(int(ts[order[k]]), int(h[order[k]])) for k in (n_train, n_train + n_valid)]
+    split = np.full(n, QUARANTINED, dtype=np.uint8)
+    ordered_split = np.full(len(order), 2, dtype=np.uint8)
+    ordered_split[_key_below(ts[order], h[order], cuts[1])] = 1
+    ordered_split[_key_below(ts[order], h[order], cuts[0])] = 0
+    split[order] = ordered_split
+    pos = np.zeros(n, dtype=np.int64)
+    counts = {}
+    for code, name in enumerate(SPLITS):
+        members = order[ordered_split == code]
+        pos[members] = np.arange(len(members))
+        counts[name] = len(members)
+    bad_sql = " OR ".join(f"({c.bad_sql})" for c in staged.checks) or "false"
+    below = [f"({ts_sql} < {t} OR ({ts_sql} = {t} AND {hash_sql} < CAST({k} AS UBIGINT)))" for t, k in cuts]
+    split_sql = f"(CASE WHEN {bad_sql} THEN {QUARANTINED} WHEN {below[0]} THEN 0 WHEN {below[1]} THEN 1 ELSE 2 END)"
+    return SplitAssignment(split, pos, counts, method, split_sql)

@@ -1,0 +1,65 @@
+"""The DuckDB warehouse: vocabularies, quarantine and metadata as tables, events as views.
+
+The encoded events live once, in the prepared parquet files (what Feast and DuckDB both read);
+the warehouse exposes them as views ``train``, ``valid``, ``test`` and ``events`` whose paths are
+relative to the project root, so the warehouse is a small file that still answers any SQL over
+the whole data set. Open it with :func:`connect_warehouse` (it sets DuckDB's file search path).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import duckdb
+
+from aim.config import Params
+from aim.data.encoding import Vocabulary
+from aim.data.splits import SPLITS
+from aim.errors import DataError
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return os.path.relpath(path.resolve(), root.resolve())
+    except ValueError:
+        return str(path.resolve())
+
+
+def write_vocab(con: duckdb.DuckDBPyConnection, vocabs: list[Vocabulary], parquet_path: Path) -> None:
+    """Collect the per-field vocabulary tables into one ``vocab`` table and a parquet copy."""
+    union = " UNION ALL ".join(
+        f"SELECT '{v.field.name}' AS field, '{v.field.kind}' AS kind, token, id, count FROM {v.table}" for v in vocabs
+    )
+    con.execute(f"CREATE OR REPLACE TABLE vocab AS {union}")
+    for v in vocabs:
+        con.execute(f"DROP TABLE {v.table}")
+    con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, id) TO '{parquet_path}' (FORMAT parquet)")
+
+
+def write_warehouse(con: duckdb.DuckDBPyConnection, path: Path, meta: dict, prepared_dir: Path, root: Path) -> None:
+    """Write the warehouse file at ``path``: tables plus views over the published parquet."""
+    con.execute(f"SET file_search_path = '{root}'")
+    con.execute(f"ATTACH '{path}' AS wh")
+    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab ORDER BY field, id")
+    con.execute("CREATE TABLE wh.quarantine AS SELECT * FROM quarantine ORDER BY source_file, line, row_index")
+    con.execute("CREATE TABLE wh.meta AS SELECT ? AS meta_json", [json.dumps(meta)])
+    parquet = _relative(prepared_dir, root) + "/parquet"
+    for split in SPLITS:
+        con.execute(f"CREATE VIEW wh.{split} AS SELECT * FROM read_parquet('{parquet}/{split}.parquet')")
+    union = " UNION ALL BY NAME ".join(
+        f"SELECT *, '{split}' AS split FROM read_parquet('{parquet}/{split}.parquet')" for split in SPLITS
+    )
+    con.execute(f"CREATE VIEW wh.events AS {union}")
+    con.execute("DETACH wh")
+
+
+def connect_warehouse(params: Params, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse with paths resolved against the project root."""
+    path = params.path(params.data.warehouse)
+    if not path.exists():
+        raise DataError(f"warehouse {path} does not exist: run `aim prepare` (or `dvc repro prepare`) first")
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute(f"SET file_search_path = '{params.path('.')}'")
+    return con
