@@ -52,8 +52,10 @@ def split_method(cfg: SplitConfig, staged: StagedSource) -> str:
     return cfg.method
 
 
-def _key_below(ts, h, cut: tuple[int, int]):
-    return (ts < cut[0]) | ((ts == cut[0]) & (h < cut[1]))
+def _key_below(ts, h, rowid, cut: tuple[int, int, int]):
+    """Lexicographic (ts, h, rowid) < cut, vectorised."""
+    t, k, r = cut
+    return (ts < t) | ((ts == t) & ((h < k) | ((h == k) & (rowid < r))))
 
 
 def assign_splits(
@@ -63,8 +65,9 @@ def assign_splits(
 
     The key is (event time, seeded row hash) for a time split and (seeded row hash) for a random
     one: it depends only on a row's contents, never on load order, so every run on the same input
-    gives the same splits. The cut is also expressed as a row-local SQL rule (``split_sql``), so
-    DuckDB can filter training rows without a join. Identical rows share a key and a split.
+    gives the same splits. Identical rows are told apart by rowid: they are interchangeable, so
+    the output is the same whichever copy comes first. The cut is also expressed as a row-local
+    SQL rule (``split_sql``), so DuckDB can filter training rows without a join.
     """
     n = staged.rows_loaded
     method = split_method(cfg, staged)
@@ -77,18 +80,18 @@ def assign_splits(
     h = np.zeros(n, dtype=np.uint64)
     h[rowid] = np.asarray(got["h"])
     usable = np.flatnonzero(~bad_rows)
-    order = usable[np.lexsort((h[usable], ts[usable]))]
+    order = usable[np.lexsort((usable, h[usable], ts[usable]))]
     n_train, n_valid, n_test = split_sizes(len(order), cfg)
     if min(n_train, n_valid, n_test) == 0:
         raise ConfigError(
             f"{len(order)} usable rows cannot fill train/valid/test shares "
             f"{cfg.train}/{cfg.valid}/{cfg.test}: bring more data"
         )
-    cuts = [(int(ts[order[k]]), int(h[order[k]])) for k in (n_train, n_train + n_valid)]
+    cuts = [(int(ts[order[k]]), int(h[order[k]]), int(order[k])) for k in (n_train, n_train + n_valid)]
     split = np.full(n, QUARANTINED, dtype=np.uint8)
     ordered_split = np.full(len(order), 2, dtype=np.uint8)
-    ordered_split[_key_below(ts[order], h[order], cuts[1])] = 1
-    ordered_split[_key_below(ts[order], h[order], cuts[0])] = 0
+    ordered_split[_key_below(ts[order], h[order], order, cuts[1])] = 1
+    ordered_split[_key_below(ts[order], h[order], order, cuts[0])] = 0
     split[order] = ordered_split
     pos = np.zeros(n, dtype=np.int64)
     counts = {}
@@ -97,6 +100,10 @@ def assign_splits(
         pos[members] = np.arange(len(members))
         counts[name] = len(members)
     bad_sql = " OR ".join(f"({c.bad_sql})" for c in staged.checks) or "false"
-    below = [f"({ts_sql} < {t} OR ({ts_sql} = {t} AND {hash_sql} < CAST({k} AS UBIGINT)))" for t, k in cuts]
+    below = [
+        f"({ts_sql} < {t} OR ({ts_sql} = {t} AND ({hash_sql} < CAST({k} AS UBIGINT) "
+        f"OR ({hash_sql} = CAST({k} AS UBIGINT) AND rowid < {r}))))"
+        for t, k, r in cuts
+    ]
     split_sql = f"(CASE WHEN {bad_sql} THEN {QUARANTINED} WHEN {below[0]} THEN 0 WHEN {below[1]} THEN 1 ELSE 2 END)"
     return SplitAssignment(split, pos, counts, method, split_sql)
