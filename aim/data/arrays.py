@@ -27,43 +27,60 @@ from aim.errors import DataError
 META_FILE = "meta.json"
 
 
+class _NpyAppender:
+    """Writes an ``.npy`` file of known shape by appending rows in order (no memory map).
+
+    Sequential writes keep the resident memory of the writer flat however large the file is.
+    """
+
+    def __init__(self, path: Path, dtype, shape: tuple[int, ...]):
+        header = open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        offset, self.dtype = header.offset, header.dtype
+        del header
+        self.handle = path.open("r+b")
+        self.handle.seek(offset)
+
+    def append(self, block: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(block, dtype=self.dtype).data)
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 class SplitWriter:
-    """Pre-allocated memory-mapped arrays for one split, filled by scattered row positions."""
+    """The arrays of one split, filled by appending blocks of rows in split order."""
 
     def __init__(self, folder: Path, rows: int, n_single: int, multi_hot: dict[str, int]):
         folder.mkdir(parents=True, exist_ok=True)
-        self.fields = open_memmap(folder / "fields.npy", mode="w+", dtype=np.int32, shape=(rows, n_single))
-        self.labels = open_memmap(folder / "labels.npy", mode="w+", dtype=np.uint8, shape=(rows,))
-        self.timestamps = open_memmap(folder / "timestamps.npy", mode="w+", dtype=np.int64, shape=(rows,))
-        self.mh_ids = {
-            name: open_memmap(folder / f"{name}.ids.npy", mode="w+", dtype=np.int32, shape=(rows, width))
-            for name, width in multi_hot.items()
-        }
-        self.mh_mask = {
-            name: open_memmap(folder / f"{name}.mask.npy", mode="w+", dtype=np.uint8, shape=(rows, width))
-            for name, width in multi_hot.items()
-        }
+        self.rows, self.written = rows, 0
+        self.fields = _NpyAppender(folder / "fields.npy", np.int32, (rows, n_single))
+        self.labels = _NpyAppender(folder / "labels.npy", np.uint8, (rows,))
+        self.timestamps = _NpyAppender(folder / "timestamps.npy", np.int64, (rows,))
+        self.mh_ids = {n: _NpyAppender(folder / f"{n}.ids.npy", np.int32, (rows, w)) for n, w in multi_hot.items()}
+        self.mh_mask = {n: _NpyAppender(folder / f"{n}.mask.npy", np.uint8, (rows, w)) for n, w in multi_hot.items()}
 
     def write(
         self,
-        pos: np.ndarray,
         fields: np.ndarray,
         labels: np.ndarray,
         timestamps: np.ndarray,
         multi_hot: dict[str, tuple[np.ndarray, np.ndarray]],
     ) -> None:
-        """Write a block of rows at their positions inside the split."""
-        self.fields[pos] = fields
-        self.labels[pos] = labels
-        self.timestamps[pos] = timestamps
+        """Append the next block of rows."""
+        self.fields.append(fields)
+        self.labels.append(labels)
+        self.timestamps.append(timestamps)
         for name, (ids, mask) in multi_hot.items():
-            self.mh_ids[name][pos] = ids
-            self.mh_mask[name][pos] = mask
+            self.mh_ids[name].append(ids)
+            self.mh_mask[name].append(mask)
+        self.written += len(labels)
 
     def close(self) -> None:
-        """Flush every array to disk."""
-        for arr in [self.fields, self.labels, self.timestamps, *self.mh_ids.values(), *self.mh_mask.values()]:
-            arr.flush()
+        """Close every file; the split must be complete."""
+        for appender in [self.fields, self.labels, self.timestamps, *self.mh_ids.values(), *self.mh_mask.values()]:
+            appender.close()
+        if self.written != self.rows:
+            raise RuntimeError(f"split arrays got {self.written} rows, expected {self.rows}")
 
 
 def pad_lists(offsets: np.ndarray, values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray, int]:

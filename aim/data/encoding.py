@@ -67,6 +67,33 @@ def token_sql(field: FieldSpec, numeric: NumericConfig, bounds: list[float] | No
     return f"CASE WHEN {text} IS NULL OR {text} = '' THEN ['{NULL_TOKEN}'] ELSE string_split({text}, '{sep}') END"
 
 
+def count_train_tokens(
+    con: duckdb.DuckDBPyConnection, fields: list[FieldSpec], tokens: list[str], train_rows: str
+) -> None:
+    """Count every field's tokens on ``train_rows`` into temp table ``token_counts``.
+
+    Single-valued fields are counted in one scan with GROUPING SETS (one hash table per field,
+    the split rule evaluated once per row); multi-hot fields are unnested one by one.
+    """
+    con.execute("CREATE OR REPLACE TEMP TABLE token_counts (field INTEGER, token VARCHAR, cnt BIGINT)")
+    single = [i for i, f in enumerate(fields) if f.kind != "multi_hot"]
+    if single:
+        cols = [f"t{i}" for i in single]
+        which = " ".join(f"WHEN GROUPING(t{i}) = 0 THEN {i}" for i in single)
+        con.execute(
+            f"""INSERT INTO token_counts
+                SELECT CASE {which} END, COALESCE({", ".join(cols)}), count(*)
+                FROM (SELECT {", ".join(f"{tokens[i]} AS t{i}" for i in single)} FROM {train_rows})
+                GROUP BY GROUPING SETS ({", ".join(f"({c})" for c in cols)})"""
+        )
+    for i, spec in enumerate(fields):
+        if spec.kind == "multi_hot":
+            con.execute(
+                f"""INSERT INTO token_counts SELECT {i}, token, count(*)
+                    FROM (SELECT unnest({tokens[i]}) AS token FROM {train_rows}) GROUP BY token"""
+            )
+
+
 def build_vocabulary(
     con: duckdb.DuckDBPyConnection,
     index: int,
@@ -76,29 +103,21 @@ def build_vocabulary(
     max_len_cap: int,
     train_rows: str,
 ) -> Vocabulary:
-    """Count tokens on ``train_rows`` and keep those seen ``min_count`` times or more (ids from 1).
+    """Keep the field's train tokens seen ``min_count`` times or more (ids from 1, by frequency).
 
-    Rows are later matched to ids on ``key = hash(token)``: an integer join is faster than a
-    string one, and a 64-bit collision between two tokens of one field is vanishingly rare.
+    Needs ``token_counts`` from :func:`count_train_tokens`. Rows are later matched to ids on
+    ``key = hash(token)``: an integer join is faster than a string one, and a 64-bit collision
+    between two tokens of one field is vanishingly rare.
     """
     table = f"vocab_{index}"
-    if field.kind == "multi_hot":
-        counted = f"SELECT unnest({tokens}) AS token FROM {train_rows}"
-    else:
-        counted = f"SELECT {tokens} AS token FROM {train_rows}"
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE counts AS
-            SELECT token, count(*) AS cnt FROM ({counted}) GROUP BY token"""
-    )
     con.execute(
         f"""CREATE OR REPLACE TABLE {table} AS
             SELECT token, CAST(row_number() OVER (ORDER BY cnt DESC, token) AS INTEGER) AS id,
                    cnt AS count, hash(token) AS key
-            FROM counts WHERE cnt >= {int(min_count)}"""
+            FROM token_counts WHERE field = {index} AND cnt >= {int(min_count)}"""
     )
-    (cardinality,) = con.execute("SELECT count(*) FROM counts").fetchall()[0]
+    (cardinality,) = con.execute(f"SELECT count(*) FROM token_counts WHERE field = {index}").fetchall()[0]
     (kept,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
-    con.execute("DROP TABLE counts")
     max_len = 1
     if field.kind == "multi_hot":
         (longest,) = con.execute(f"SELECT max(len({tokens})) FROM {train_rows}").fetchall()[0]

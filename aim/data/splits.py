@@ -31,6 +31,7 @@ class SplitAssignment:
     counts: dict[str, int]
     method: str
     split_sql: str  # row-local SQL giving the split code of a row of ``raw``
+    order_keys: tuple[str, str, str]  # SQL sort keys giving the rows of a split in ``pos`` order
 
 
 def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
@@ -106,4 +107,4 @@ def assign_splits(
         for t, k, r in cuts
     ]
     split_sql = f"(CASE WHEN {bad_sql} THEN {QUARANTINED} WHEN {below[0]} THEN 0 WHEN {below[1]} THEN 1 ELSE 2 END)"
-    return SplitAssignment(split, pos, counts, method, split_sql)
+    return SplitAssignment(split, pos, counts, method, split_sql, (ts_sql, hash_sql, "rowid"))
