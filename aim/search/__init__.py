@@ -1,0 +1,1 @@
+"""Architecture search: gates, GRDA, candidate pools and the search stages."""
