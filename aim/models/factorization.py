@@ -1,0 +1,72 @@
+"""The factorization-model family: LR, FM, FwFM, DeepFM (the control) and IPNN.
+
+Pairwise terms use :class:`aim.nn.interactions.Interactions` rows: FM is inner-product rows,
+FwFM is scalar-kernel rows (one learned weight per field pair), IPNN feeds inner products to an MLP.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from aim.models.base import CTRModel
+from aim.nn.interactions import INNER, SCALAR, Interactions
+from aim.nn.mlp import mlp
+from aim.search.candidates import all_pairs
+
+
+def pair_rows(n_fields: int, function: int, pairs: torch.Tensor | None = None, dim: int = 1) -> Interactions:
+    """Interaction rows for ``pairs`` (default: all pairs) with one function."""
+    index = all_pairs(n_fields) if pairs is None else pairs
+    return Interactions(index, torch.full((len(index),), function), dim)
+
+
+class LR(CTRModel):
+    """Logistic regression on one-hot fields."""
+
+    def __init__(self, vocab_sizes: list[int], n_multi_hot: int = 0, **_):
+        super().__init__(vocab_sizes, 0, n_multi_hot)
+
+
+class FM(CTRModel):
+    """Factorization machine: Σ_{i<j} <e_i, e_j> over the given pairs (default all)."""
+
+    def __init__(self, vocab_sizes, dim=16, n_multi_hot=0, pairs=None, **_):
+        super().__init__(vocab_sizes, dim, n_multi_hot)
+        self.pairs = pair_rows(len(vocab_sizes), INNER, pairs, dim)
+
+    def interaction_logit(self, emb):
+        return self.pairs(emb).sum(1)
+
+
+class FwFM(CTRModel):
+    """Field-weighted FM: Σ r_ij <e_i, e_j>, one scalar per field pair."""
+
+    def __init__(self, vocab_sizes, dim=16, n_multi_hot=0, **_):
+        super().__init__(vocab_sizes, dim, n_multi_hot)
+        self.pairs = pair_rows(len(vocab_sizes), SCALAR, None, dim)
+
+    def interaction_logit(self, emb):
+        return self.pairs(emb).sum(1)
+
+
+class DeepFM(FM):
+    """FM term plus an MLP on the flattened embeddings, in parallel, sharing the embeddings."""
+
+    def __init__(self, vocab_sizes, dim=16, n_multi_hot=0, hidden=(400, 400, 400), dropout=0.0, pairs=None, **_):
+        super().__init__(vocab_sizes, dim, n_multi_hot, pairs)
+        self.deep = mlp(len(vocab_sizes) * dim, list(hidden), 1, dropout)
+
+    def interaction_logit(self, emb):
+        return super().interaction_logit(emb) + self.deep(emb.flatten(1)).squeeze(1)
+
+
+class IPNN(CTRModel):
+    """Inner-product PNN: MLP([flattened embeddings, inner products of the given pairs])."""
+
+    def __init__(self, vocab_sizes, dim=16, n_multi_hot=0, hidden=(400, 400, 400), dropout=0.0, pairs=None, **_):
+        super().__init__(vocab_sizes, dim, n_multi_hot)
+        self.pairs = pair_rows(len(vocab_sizes), INNER, pairs, dim)
+        self.deep = mlp(len(vocab_sizes) * dim + len(self.pairs.index), list(hidden), 1, dropout)
+
+    def interaction_logit(self, emb):
+        return self.deep(torch.cat([emb.flatten(1), self.pairs(emb)], dim=1)).squeeze(1)
