@@ -11,3 +11,7 @@ class ConfigError(AimError):
 
 class DataError(AimError):
     """Input data is missing, empty, malformed beyond use, or does not match its schema."""
+
+
+class ModelError(AimError):
+    """A model file is missing, corrupt or does not match its configuration."""

@@ -14,9 +14,9 @@ from aim.nn.mlp import mlp
 from aim.search.candidates import all_pairs
 
 
-def pair_rows(n_fields: int, function: int, pairs: torch.Tensor | None = None, dim: int = 1) -> Interactions:
-    """Interaction rows for ``pairs`` (default: all pairs) with one function."""
-    index = all_pairs(n_fields) if pairs is None else pairs
+def pair_rows(n_fields: int, function: int, pairs=None, dim: int = 1) -> Interactions:
+    """Interaction rows for ``pairs`` (tensor or nested list; default: all pairs) with one function."""
+    index = all_pairs(n_fields) if pairs is None else torch.as_tensor(pairs, dtype=torch.long).reshape(-1, 2)
     return Interactions(index, torch.full((len(index),), function), dim)
 
 

@@ -1,0 +1,1 @@
+"""Training: batches from the prepared arrays, the loop with early stopping, metrics, checkpoints."""

@@ -1,0 +1,46 @@
+"""Mini-batches of the prepared arrays as tensors on the training device."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from aim.data.arrays import SplitArrays
+
+
+@dataclass
+class Batch:
+    """One mini-batch: single-field ids, multi-hot (ids, mask) pairs and labels."""
+
+    ids: torch.Tensor
+    multi_hot: list[tuple[torch.Tensor, torch.Tensor]]
+    labels: torch.Tensor
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def iterate(
+    split: SplitArrays, batch_size: int, device: torch.device, shuffle: bool = False, seed: int = 0
+) -> Iterator[Batch]:
+    """Yield :class:`Batch` objects; host arrays are pinned and copied asynchronously on GPU."""
+    pin = device.type == "cuda"
+    names = list(split.multi_hot)
+    for raw in split.batches(batch_size, shuffle=shuffle, seed=seed):
+
+        def move(array: np.ndarray) -> torch.Tensor:
+            tensor = torch.from_numpy(np.require(array, requirements=["C", "W"]))  # copies read-only views
+            return tensor.pin_memory().to(device, non_blocking=True) if pin else tensor.to(device)
+
+        yield Batch(
+            ids=move(raw["fields"]),
+            multi_hot=[(move(raw[f"{n}.ids"]), move(raw[f"{n}.mask"])) for n in names],
+            labels=move(raw["labels"]).float(),
+        )
