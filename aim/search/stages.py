@@ -1,0 +1,101 @@
+"""The search stages as library functions. Each returns an :class:`Architecture` (and the
+training results), so the next stage reads the previous one's artefact rather than pasted masks.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import torch
+
+from aim.data.arrays import PreparedData
+from aim.models.gated import GatedInteractions
+from aim.nn.interactions import FUNCTIONS
+from aim.search.architecture import Architecture
+from aim.search.candidates import all_pairs, default_top_k, next_order_pool
+from aim.search.grda import GRDA
+from aim.training.loop import TrainResult, TrainSettings, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GRDASettings:
+    """GRDA's knobs for the architecture parameters (see aim/search/grda.py)."""
+
+    lr: float = 0.1
+    c: float = 0.3
+    mu: float = 0.8
+
+
+@dataclass
+class InteractionSearchSettings:
+    """FIS (+ IFS when several functions) searched order by order up to ``max_order``."""
+
+    dim: int = 16
+    functions: tuple[str, ...] = FUNCTIONS
+    max_order: int = 2
+    top_k: int | None = None  # pool width for the next order; None = ⌊n/2⌋ (the paper)
+    hidden: tuple[int, ...] = ()
+    alpha_init: float = 0.6
+    grda: GRDASettings = field(default_factory=GRDASettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+def _model_inputs(data: PreparedData) -> tuple[list[str], list[int], int]:
+    names = [f["name"] for f in data.fields]
+    vocab = [f["vocab_size"] for f in data.fields]
+    return names, vocab, sum(f["kind"] == "multi_hot" for f in data.fields)
+
+
+def search_interaction(
+    data: PreparedData, settings: InteractionSearchSettings, device: torch.device
+) -> tuple[Architecture, list[TrainResult]]:
+    """AIM Algorithm 1 with FIS/IFS gates: search all pairs, then grow the pool order by order.
+
+    At order p the model holds the rows kept at lower orders (their α trained on by Adam) and the
+    order-p candidates × functions gated by GRDA. Rows whose α reaches exactly zero are dropped.
+    """
+    names, vocab, n_multi_hot = _model_inputs(data)
+    function_ids = torch.tensor([FUNCTIONS.index(f) for f in settings.functions])
+    m = len(function_ids)
+    top_k = settings.top_k or default_top_k(len(names))
+    arch = Architecture(names, widths=dict.fromkeys(names, settings.dim))
+    kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    results = []
+    previous: dict[str, torch.Tensor] | None = None
+    candidates = all_pairs(len(names))
+    for order in range(2, settings.max_order + 1):
+        if len(candidates) == 0:
+            log.info("order %d: no candidates left", order)
+            break
+        torch.manual_seed(settings.train.seed + order)  # the model's initial weights are seeded too
+        index = candidates.repeat_interleave(m, dim=0)
+        functions = function_ids.repeat(len(candidates))
+        model = GatedInteractions(
+            vocab,
+            settings.dim,
+            [(i, f) for i, f, _ in kept] + [(index, functions)],
+            n_multi_hot,
+            function_wise=m > 1,
+            hidden=settings.hidden,
+            alpha_init=[a for *_, a in kept] + [torch.full((len(index),), settings.alpha_init)],
+            searchable=[False] * len(kept) + [True],
+        )
+        if previous is not None:  # warm start: trained embeddings give order-p products a usable scale
+            own = model.state_dict()
+            model.load_state_dict(
+                {k: v for k, v in previous.items() if k in own and own[k].shape == v.shape}, strict=False
+            )
+        grda = GRDA(model.architecture_parameters(), **vars(settings.grda))
+        results.append(train(model, data, settings.train, device, model.weight_parameters(), grda))
+        previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        alpha = model.alpha[-1].detach().cpu()
+        arch = arch.merge(Architecture.from_gates(names, index, functions, alpha))
+        open_rows = alpha != 0
+        kept.append((index[open_rows], functions[open_rows], alpha[open_rows]))
+        log.info("order %d: kept %d of %d rows", order, int(open_rows.sum()), len(index))
+        strength = torch.zeros(len(candidates)).index_add_(0, torch.arange(len(index)) // m, alpha.abs())
+        candidates = next_order_pool(candidates, strength, len(names), top_k)
+    return arch, results
