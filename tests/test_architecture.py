@@ -13,7 +13,8 @@ def _searched():
     index = torch.tensor([[0, 1], [0, 1], [1, 2], [2, 3]])
     functions = torch.tensor([INNER, OUTER, VECTOR, INNER])
     alpha = torch.tensor([0.5, -0.2, 0.0, 0.3])  # (item, age) was closed
-    return Architecture.from_gates(FIELDS, index, functions, alpha, widths={"user": 8, "item": 4})
+    arch = Architecture.from_gates(FIELDS, index, functions, alpha, dim=8, function_wise=True)
+    return arch.with_positions({"user": list(range(8)), "item": [0, 3, 5, 7]})
 
 
 def test_from_gates_keeps_open_rows_grouped_by_interaction():
@@ -25,7 +26,7 @@ def test_from_gates_keeps_open_rows_grouped_by_interaction():
 
 
 def test_json_round_trip_and_rows(tmp_path):
-    arch = _searched().merge(Architecture(FIELDS, [], {"age": 2}))
+    arch = _searched().merge(Architecture(FIELDS, [], dim=8)).with_positions({"age": [1, 2]})
     arch.save(tmp_path / "architecture.json")
     loaded = Architecture.load(tmp_path / "architecture.json")
     assert loaded == arch
@@ -35,7 +36,40 @@ def test_json_round_trip_and_rows(tmp_path):
     assert functions.tolist() == [INNER, OUTER, INNER]
     torch.testing.assert_close(alpha, torch.tensor([0.5, -0.2, 0.3]))
     assert loaded.rows(3)[0].shape == (0, 3)
-    assert loaded.widths == {"user": 8, "item": 4, "age": 2}
+    assert loaded.widths == {"user": 8, "item": 4, "age": 2, "city": 8}
+
+
+def test_with_positions_drops_interactions_of_empty_fields():
+    arch = _searched().with_positions({"city": []})
+    assert [i.fields for i in arch.interactions] == [["user", "item"]]
+    assert arch.widths["city"] == 0 and arch.orders == [2]
+
+
+def test_keep_mask_has_the_used_tables_at_the_kept_positions():
+    mask = _searched().keep_mask()
+    assert mask.shape == (4, 4, 8)
+    assert mask[0, INNER].all() and mask[0, OUTER].all() and not mask[0, VECTOR].any()  # user: inner + outer
+    assert mask[1, INNER].nonzero().flatten().tolist() == [0, 3, 5, 7]  # item's kept positions
+    assert mask[2, INNER].all() and not mask[2, OUTER].any()  # age only in (age, city) inner
+    assert mask.sum() == 8 * 2 + 4 * 2 + 8 + 8
+    lone = Architecture(FIELDS, _searched().interactions[:1], dim=8, function_wise=True)
+    assert not lone.keep_mask()[3].any() and lone.keep_mask(every_field=True)[3, INNER].all()
+
+
+def test_malformed_architecture_files_are_refused(tmp_path):
+    from aim.errors import ModelError
+
+    with pytest.raises(ModelError, match="not found"):
+        Architecture.load(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        Architecture.load(tmp_path / "bad.json")
+    data = _searched().to_dict()
+    data["interactions"][0]["fields"] = ["user", "nobody"]
+    with pytest.raises(ModelError, match="unknown fields"):
+        Architecture.from_dict(data)
+    with pytest.raises(ModelError, match="malformed"):
+        Architecture.from_dict({"fields": FIELDS})
 
 
 def test_plots_are_written(tmp_path):

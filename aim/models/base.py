@@ -15,12 +15,21 @@ from aim.nn.embedding import FieldEmbedding
 class CTRModel(nn.Module):
     """Base: ``bias + Σ first-order weights`` plus whatever :meth:`interaction_logit` adds."""
 
-    def __init__(self, vocab_sizes: list[int], dim: int, n_multi_hot: int = 0, tables: int = 1):
+    def __init__(
+        self,
+        vocab_sizes: list[int],
+        dim: int,
+        n_multi_hot: int = 0,
+        tables: int = 1,
+        embedding: nn.Module | None = None,
+    ):
         super().__init__()
         self.n_fields, self.dim = len(vocab_sizes), dim
         self.bias = nn.Parameter(torch.zeros(1))
         self.first_order = FieldEmbedding(vocab_sizes, 1, n_multi_hot, init_std=0.0)
-        self.embedding = FieldEmbedding(vocab_sizes, dim, n_multi_hot, tables=tables) if dim else None
+        if embedding is None and dim:
+            embedding = FieldEmbedding(vocab_sizes, dim, n_multi_hot, tables=tables)
+        self.embedding = embedding
 
     def interaction_logit(self, emb: torch.Tensor) -> torch.Tensor:
         """Model-specific part of the logit from embeddings ``[B, n, T, d]``; LR has none."""

@@ -1,23 +1,36 @@
-"""The search-time model of AutoFIS and AIM: a gate α per interaction row, no-affine batch norm.
+"""The model of AutoFIS and AIM in every stage: a gate α per interaction row, no-affine batch norm.
 
-logit = bias + Σ first-order + Σ_orders Σ_r α_r · BN(f_r(e)) (+ MLP(flatten(e)) for the deep variant).
+logit = bias + Σ first-order + Σ_orders Σ_r α_r · BN(f_r(e)) (+ an MLP).
 Batch norm without scale or shift, one channel per row, stops α and the interaction from trading
 scale, so |α| measures the row's contribution. Rows of each order come as index tensors, so one
 module serves FIS (inner product only), IFS (every function, function-wise tables) and any order.
+
+- search-interaction: the order being searched has ``searchable`` gates (GRDA).
+- search-embed: ``embedding_gates`` multiplies BN(embeddings) by β ``[fields, dim]`` (GRDA); the
+  function-wise tables of a field share β, as in the paper.
+- retrain: ``keep`` gives narrow tables that store only the kept slots; ``deep="stacked"`` puts an
+  MLP on top of the interaction values and the kept embeddings (AIM), ``"parallel"`` beside them
+  (AutoDeepFM).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
 
 from aim.models.base import CTRModel
+from aim.nn.embedding import NarrowEmbedding
 from aim.nn.interactions import FUNCTIONS, Interactions
 from aim.nn.mlp import mlp
+from aim.search.architecture import Architecture
+
+Deep = Literal["parallel", "stacked"]
 
 
 class GatedInteractions(CTRModel):
-    """Gated interaction rows per order; searchable orders' ``alpha`` go to GRDA, the rest to Adam.
+    """Gated interaction rows per order; searched gates go to GRDA, everything else to Adam.
 
     ``rows`` is one ``(index [R, p], functions [R])`` pair per order; ``searchable[k]`` says whether
     order ``k``'s gates are being searched (default all). ``alpha_init`` may be a float or, per
@@ -35,18 +48,66 @@ class GatedInteractions(CTRModel):
         alpha_init: float | list[torch.Tensor] = 0.6,
         dropout: float = 0.0,
         searchable: list[bool] | None = None,
+        deep: Deep = "parallel",
+        embedding_gates: bool = False,
+        beta_init: float = 0.6,
+        keep: torch.Tensor | None = None,
     ):
-        super().__init__(vocab_sizes, dim, n_multi_hot, tables=len(FUNCTIONS) if function_wise else 1)
+        tables = len(FUNCTIONS) if function_wise else 1
+        narrow = NarrowEmbedding(vocab_sizes, keep, n_multi_hot) if keep is not None else None
+        super().__init__(vocab_sizes, dim, n_multi_hot, tables=tables, embedding=narrow)
+        n = len(vocab_sizes)
         self.orders = nn.ModuleList(Interactions(index, fns, dim, function_wise) for index, fns in rows)
         starts = alpha_init if isinstance(alpha_init, list) else [torch.full((len(i),), alpha_init) for i, _ in rows]
         self.alpha = nn.ParameterList(nn.Parameter(start.clone().float()) for start in starts)
         self.searchable = list(searchable) if searchable is not None else [True] * len(rows)
         self.norms = nn.ModuleList(nn.BatchNorm1d(len(index), affine=False) for index, _ in rows)
-        self.deep = mlp(len(vocab_sizes) * dim, list(hidden), 1, dropout) if hidden else None
+        self.beta = nn.Parameter(torch.full((n, dim), beta_init)) if embedding_gates else None
+        self.embedding_norm = nn.BatchNorm1d(n * tables * dim, affine=False) if embedding_gates else None
+        # the MLP reads the kept slots (narrow) or table 0 of every field
+        slots = (
+            keep.flatten()
+            if keep is not None
+            else torch.zeros(n, tables, dim, dtype=torch.bool).index_fill_(1, torch.tensor(0), True).flatten()
+        )
+        self.register_buffer("deep_slots", torch.nonzero(slots).flatten(), persistent=False)
+        self.deep_kind = deep
+        width = len(self.deep_slots) + (sum(len(i) for i, _ in rows) if deep == "stacked" else 0)
+        self.deep = mlp(width, list(hidden), 1, dropout) if hidden else None
+
+    @classmethod
+    def from_architecture(
+        cls,
+        arch: Architecture,
+        vocab_sizes: list[int],
+        n_multi_hot: int = 0,
+        alpha_init: float | None = None,
+        narrow: bool = True,
+        **kwargs,
+    ) -> GatedInteractions:
+        """The model of an architecture's kept rows; α start at the searched values unless
+        ``alpha_init`` is given; ``narrow`` stores only the kept embedding slots."""
+        if len(arch.fields) != len(vocab_sizes):
+            raise ValueError(f"architecture has {len(arch.fields)} fields, the data {len(vocab_sizes)}")
+        per_order = [arch.rows(order) for order in arch.orders]
+        alphas = [a if alpha_init is None else torch.full_like(a, alpha_init) for *_, a in per_order]
+        keep = arch.keep_mask(every_field=bool(kwargs.get("hidden"))) if narrow else None
+        return cls(
+            vocab_sizes,
+            arch.dim,
+            [(index, fns) for index, fns, _ in per_order],
+            n_multi_hot,
+            function_wise=arch.function_wise,
+            alpha_init=alphas,
+            searchable=[False] * len(per_order),
+            keep=keep,
+            **kwargs,
+        )
 
     def architecture_parameters(self) -> list[nn.Parameter]:
-        """The gates α of the searched orders (for GRDA)."""
-        return [alpha for alpha, search in zip(self.alpha, self.searchable, strict=True) if search]
+        """The gates under search: α of searchable orders, and β when embedding gates are on."""
+        gates = [alpha for alpha, search in zip(self.alpha, self.searchable, strict=True) if search]
+        return gates + ([self.beta] if self.beta is not None else [])
 
     def weight_parameters(self) -> list[nn.Parameter]:
         """Every parameter except the searched gates (for Adam)."""
@@ -54,9 +115,25 @@ class GatedInteractions(CTRModel):
         return [p for p in self.parameters() if id(p) not in gates]
 
     def interaction_logit(self, emb: torch.Tensor) -> torch.Tensor:
+        if self.beta is not None:
+            emb = self.embedding_norm(emb.flatten(1)).view_as(emb) * self.beta[:, None, :]
+        values = [
+            norm(layer(emb)) * alpha for layer, alpha, norm in zip(self.orders, self.alpha, self.norms, strict=True)
+        ]
         logit = emb.new_zeros(emb.shape[0])
-        for layer, alpha, norm in zip(self.orders, self.alpha, self.norms, strict=True):
-            logit = logit + (norm(layer(emb)) * alpha).sum(1)
+        for gated in values:
+            logit = logit + gated.sum(1)
         if self.deep is not None:
-            logit = logit + self.deep(emb[:, :, 0].flatten(1)).squeeze(1)
+            deep_in = emb.flatten(1)[:, self.deep_slots]
+            if self.deep_kind == "stacked":
+                deep_in = torch.cat([deep_in, *values], dim=1)
+            logit = logit + self.deep(deep_in).squeeze(1)
         return logit
+
+
+def gated_from_config(vocab_sizes: list[int], architecture: dict, n_multi_hot: int = 0, **kwargs) -> GatedInteractions:
+    """Build the retrain model from a JSON config (the architecture as a dict), as checkpoints do."""
+    hidden = tuple(kwargs.pop("hidden", ()))
+    return GatedInteractions.from_architecture(
+        Architecture.from_dict(architecture), vocab_sizes, n_multi_hot, hidden=hidden, **kwargs
+    )

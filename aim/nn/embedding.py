@@ -36,3 +36,51 @@ class FieldEmbedding(nn.Module):
         if pooled:
             out = torch.cat([out, torch.stack(pooled, dim=1)], dim=1)
         return out.view(out.shape[0], out.shape[1], self.tables, self.dim)
+
+
+class NarrowEmbedding(nn.Module):
+    """Field embeddings that really store only the kept slots (AIM's EDS after search).
+
+    ``keep[i, t, k]`` says whether field ``i`` keeps dimension ``k`` of its table ``t``. Field ``i``
+    stores ``vocab_i × keep[i].sum()`` numbers, all fields in one flat parameter; the output is the
+    same ``[B, n, tables, dim]`` as :class:`FieldEmbedding`, zero at dropped slots (the paper's
+    ``Map``), so the interaction functions need no change. One gather, no loop over fields.
+    """
+
+    def __init__(self, vocab_sizes: list[int], keep: torch.Tensor, n_multi_hot: int = 0, init_std: float = 1e-2):
+        super().__init__()
+        if keep.ndim != 3 or keep.shape[0] != len(vocab_sizes):
+            raise ValueError(f"keep must be [fields, tables, dim], got {tuple(keep.shape)}")
+        self.n_single = len(vocab_sizes) - n_multi_hot
+        self.tables, self.dim = keep.shape[1], keep.shape[2]
+        keep = keep.bool()
+        slots = keep.flatten(1).sum(1)  # kept numbers per value of each field
+        sizes = torch.tensor(vocab_sizes, dtype=torch.long) * slots
+        self.register_buffer("keep", keep, persistent=False)
+        self.register_buffer("stride", slots, persistent=False)
+        self.register_buffer(
+            "base", torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)[:-1]]), persistent=False
+        )
+        self.register_buffer("local", (keep.flatten(1).cumsum(1) - 1).clamp(min=0).view_as(keep), persistent=False)
+        self.weight = nn.Parameter(torch.randn(int(sizes.sum())) * init_std)
+
+    def _gather(self, ids: torch.Tensor, fields: slice) -> torch.Tensor:
+        """Values ``[..., f, T, d]`` for ids ``[..., f]`` of the fields in ``fields``."""
+        keep = self.keep[fields]
+        if self.weight.numel() == 0:
+            return torch.zeros(*ids.shape, self.tables, self.dim, device=ids.device)
+        at = self.base[fields, None, None] + ids.long()[..., None, None] * self.stride[fields, None, None]
+        at = (at + self.local[fields]).clamp(max=self.weight.numel() - 1)
+        return self.weight[at] * keep
+
+    def forward(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
+        out = self._gather(ids, slice(0, self.n_single))  # [B, F, T, d]
+        pooled = []
+        for k, (mh_ids, mask) in enumerate(multi_hot):
+            field = self.n_single + k
+            rows = self._gather(mh_ids.unsqueeze(-1), slice(field, field + 1)).squeeze(2)  # [B, L, T, d]
+            weights = mask.to(rows.dtype)[..., None, None]
+            pooled.append((rows * weights).sum(1) / weights.sum(1).clamp(min=1.0))
+        if pooled:
+            out = torch.cat([out, torch.stack(pooled, dim=1)], dim=1)
+        return out

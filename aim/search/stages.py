@@ -5,12 +5,12 @@ training results), so the next stage reads the previous one's artefact rather th
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from aim.data.arrays import PreparedData
-from aim.models.gated import GatedInteractions
+from aim.models.gated import Deep, GatedInteractions, gated_from_config
 from aim.nn.interactions import FUNCTIONS
 from aim.search.architecture import Architecture
 from aim.search.candidates import all_pairs, default_top_k, next_order_pool
@@ -43,6 +43,12 @@ class InteractionSearchSettings:
     train: TrainSettings = field(default_factory=TrainSettings)
 
 
+def _last_step(settings: TrainSettings) -> TrainSettings:
+    """Search runs keep their last step, not the best epoch: GRDA's threshold grows with the
+    step count, so an earlier epoch would undo the sparsity the search has reached."""
+    return replace(settings, restore_best=False)
+
+
 def _model_inputs(data: PreparedData) -> tuple[list[str], list[int], int]:
     names = [f["name"] for f in data.fields]
     vocab = [f["vocab_size"] for f in data.fields]
@@ -61,7 +67,7 @@ def search_interaction(
     function_ids = torch.tensor([FUNCTIONS.index(f) for f in settings.functions])
     m = len(function_ids)
     top_k = settings.top_k or default_top_k(len(names))
-    arch = Architecture(names, widths=dict.fromkeys(names, settings.dim))
+    arch = Architecture(names, dim=settings.dim, function_wise=m > 1)
     kept: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     results = []
     previous: dict[str, torch.Tensor] | None = None
@@ -89,13 +95,100 @@ def search_interaction(
                 {k: v for k, v in previous.items() if k in own and own[k].shape == v.shape}, strict=False
             )
         grda = GRDA(model.architecture_parameters(), **vars(settings.grda))
-        results.append(train(model, data, settings.train, device, model.weight_parameters(), grda))
+        results.append(train(model, data, _last_step(settings.train), device, model.weight_parameters(), grda))
         previous = {k: v.detach().clone() for k, v in model.state_dict().items()}
         alpha = model.alpha[-1].detach().cpu()
-        arch = arch.merge(Architecture.from_gates(names, index, functions, alpha))
+        arch = arch.merge(Architecture.from_gates(names, index, functions, alpha, settings.dim, m > 1))
         open_rows = alpha != 0
         kept.append((index[open_rows], functions[open_rows], alpha[open_rows]))
         log.info("order %d: kept %d of %d rows", order, int(open_rows.sum()), len(index))
         strength = torch.zeros(len(candidates)).index_add_(0, torch.arange(len(index)) // m, alpha.abs())
         candidates = next_order_pool(candidates, strength, len(names), top_k)
     return arch, results
+
+
+@dataclass
+class EmbedSearchSettings:
+    """EDS: β gates per field and dimension, searched with the interactions fixed."""
+
+    hidden: tuple[int, ...] = ()
+    beta_init: float = 0.6
+    grda: GRDASettings = field(default_factory=GRDASettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+def search_embed(
+    data: PreparedData, arch: Architecture, settings: EmbedSearchSettings, device: torch.device
+) -> tuple[Architecture, TrainResult]:
+    """Search the embedding dimensions each field needs for ``arch``'s kept rows.
+
+    The kept rows start from their searched α and train with Adam; β (shared by a field's
+    function-wise tables) go to GRDA. A field keeps the dimensions whose β is non-zero; rows that
+    touch a field left with no dimension are dropped from the returned architecture.
+    """
+    names, vocab, n_multi_hot = _model_inputs(data)
+    torch.manual_seed(settings.train.seed)
+    model = GatedInteractions.from_architecture(
+        arch,
+        vocab,
+        n_multi_hot,
+        narrow=False,
+        hidden=settings.hidden,
+        embedding_gates=True,
+        beta_init=settings.beta_init,
+    )
+    grda = GRDA(model.architecture_parameters(), **vars(settings.grda))
+    result = train(model, data, _last_step(settings.train), device, model.weight_parameters(), grda)
+    beta = model.beta.detach().cpu()
+    positions = {name: torch.nonzero(beta[i]).flatten().tolist() for i, name in enumerate(names)}
+    searched = arch.with_positions(positions)
+    log.info(
+        "embedding widths: %s (of %d); %d of %d interactions left",
+        searched.widths,
+        arch.dim,
+        len(searched.interactions),
+        len(arch.interactions),
+    )
+    return searched, result
+
+
+@dataclass
+class RetrainSettings:
+    """The model that ships: kept rows, kept slots in narrow tables, an MLP on top."""
+
+    hidden: tuple[int, ...] = (400, 400, 400)
+    deep: Deep = "stacked"
+    dropout: float = 0.0
+    alpha_init: float | None = 0.6  # the paper initialises the kept α again; None = searched values
+    narrow: bool = True
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+
+def retrain_config(data: PreparedData, arch: Architecture, settings: RetrainSettings) -> dict:
+    """The JSON config that builds (and, in a checkpoint, rebuilds) the retrain model."""
+    _, vocab, n_multi_hot = _model_inputs(data)
+    kwargs = {
+        "vocab_sizes": vocab,
+        "n_multi_hot": n_multi_hot,
+        "architecture": arch.to_dict(),
+        "alpha_init": settings.alpha_init,
+        "narrow": settings.narrow,
+        "hidden": list(settings.hidden),
+        "deep": settings.deep,
+        "dropout": settings.dropout,
+    }
+    return {"model": "gated", "kwargs": kwargs}
+
+
+def retrain(
+    data: PreparedData, arch: Architecture, settings: RetrainSettings, device: torch.device
+) -> tuple[GatedInteractions, TrainResult, dict]:
+    """Train the final model of ``arch`` from scratch with Adam on every parameter.
+
+    Returns the model, its training result and the config to checkpoint it with.
+    """
+    config = retrain_config(data, arch, settings)
+    torch.manual_seed(settings.train.seed)
+    model = gated_from_config(**config["kwargs"])
+    result = train(model, data, settings.train, device)
+    return model, result, config

@@ -31,6 +31,7 @@ class TrainSettings:
     lr: float = 1e-3
     patience: int = 2
     seed: int = 2026
+    restore_best: bool = True  # search stages keep the last step: GRDA's threshold grows with steps
 
 
 @dataclass
@@ -52,7 +53,8 @@ def train(
     extra_optimizer: torch.optim.Optimizer | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
 ) -> TrainResult:
-    """Train ``model`` on the train split; keep the weights of the best validation AUC."""
+    """Train ``model`` on the train split; keep the weights of the best validation AUC (or the last
+    ones when ``settings.restore_best`` is off)."""
     torch.manual_seed(settings.seed)
     model.to(device)
     params = parameters if parameters is not None else list(model.parameters())
@@ -86,7 +88,7 @@ def train(
             if stale > settings.patience:
                 log.info("early stop: no better validation AUC for %d epochs", stale)
                 break
-    if best_state is not None:
+    if best_state is not None and settings.restore_best:
         model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - start
     return result
