@@ -2,7 +2,7 @@
 
 import torch
 
-from aim.models import FM, IPNN, MODELS, DeepFM, FwFM
+from aim.models import BASE_MODELS, FM, IPNN, DeepFM, FwFM
 
 torch.manual_seed(0)
 VOCAB = [4, 5, 6, 3]
@@ -53,7 +53,7 @@ def test_deepfm_is_fm_plus_mlp():
 def test_every_model_trains_on_multi_hot_inputs():
     ids, mh = _inputs(multi_hot=True)
     y = torch.randint(0, 2, (8,)).float()
-    for name, cls in MODELS.items():
+    for name, cls in BASE_MODELS.items():
         model = cls(VOCAB, dim=4, n_multi_hot=1, hidden=(8,))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(ids, mh), y)
         loss.backward()
