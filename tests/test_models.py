@@ -1,5 +1,6 @@
 """Base models against their textbook formulas."""
 
+import pytest
 import torch
 
 from aim.models import BASE_MODELS, FM, IPNN, DeepFM, FwFM
@@ -64,3 +65,29 @@ def test_every_model_trains_on_multi_hot_inputs():
 def test_ipnn_input_width_counts_pairs():
     model = IPNN(VOCAB, dim=3, hidden=(5,))
     assert model.deep[0].in_features == 4 * 3 + 6
+
+
+def test_transfer_variants_use_the_architecture_rows():
+    from aim.nn.interactions import OUTER, VECTOR
+    from aim.search.architecture import Architecture
+
+    fields = ["a", "b", "c", "d"]
+    pairs = Architecture.from_gates(
+        fields, torch.tensor([[0, 1], [0, 1], [2, 3]]), torch.tensor([0, OUTER, VECTOR]), torch.ones(3), 4
+    )
+    triple = Architecture.from_gates(fields, torch.tensor([[0, 1, 2]]), torch.tensor([0]), torch.ones(1), 4)
+    arch = pairs.merge(triple).to_dict()
+    vocab = [5, 6, 7, 8]
+    deepfm = DeepFM(vocab, dim=4, hidden=(8,), architecture=arch)
+    ipnn = IPNN(vocab, dim=4, hidden=(8,), architecture=arch)
+    assert deepfm.pairs.count == ipnn.pairs.count == 4
+    assert [layer.order for layer in ipnn.pairs.orders] == [2, 3]
+    assert ipnn.deep[0].in_features == 4 * 4 + 4
+    ids = torch.tensor([[1, 2, 3, 4], [0, 5, 6, 7]])
+    emb = deepfm.embedding(ids)
+    manual = (emb[:, 0, 0] * emb[:, 1, 0]).sum(1) + (emb[:, 0, 0] * emb[:, 1, 0] * emb[:, 2, 0]).sum(1)
+    values = deepfm.pairs(emb)
+    torch.testing.assert_close(values[:, 0], (emb[:, 0, 0] * emb[:, 1, 0]).sum(1))
+    torch.testing.assert_close(values[:, 0] + values[:, 3], manual)
+    with pytest.raises(ValueError, match="4 fields, the data 3"):
+        DeepFM([5, 6, 7], dim=4, architecture=arch)
