@@ -86,6 +86,105 @@ def prepare(params: ParamsPath = Path("params.yaml"), overrides: Overrides = Non
     )
 
 
+def _load(params: Path, overrides: list[str] | None):
+    cfg = load_params(params, overrides)
+    from aim.training.batches import resolve_device
+
+    typer.echo(f"device: {resolve_device(cfg.device)}", err=True)
+    return cfg
+
+
+@app.command("search-interaction")
+@friendly_errors
+def search_interaction_cmd(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Stage 1: search which interactions (FIS) and interaction functions (IFS) to keep.
+
+    Gates α over every pair × function, sparsified by GRDA, then order by order up to
+    search.max_order from the top ⌊n/2⌋ interactions of the order below (AIM Algorithm 1).
+    Writes <artifacts>/search/interaction.json, a heat-map and metrics/search_interaction.json.
+    """
+    from aim.pipeline.models import run_search_interaction
+
+    arch = run_search_interaction(_load(params, overrides))
+    counts = {p: sum(i.order == p for i in arch.interactions) for p in arch.orders}
+    typer.echo(f"kept interactions per order: {counts}")
+
+
+@app.command("search-embed")
+@friendly_errors
+def search_embed_cmd(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Stage 2: search how many embedding dimensions each field needs (EDS).
+
+    β gates per field and dimension with the stage-1 interactions fixed. Writes the final
+    <artifacts>/architecture.json, alpha_heatmap.png and embedding_widths.png. Variants without
+    EDS (search.variant) pass the stage-1 architecture through with full widths.
+    """
+    from aim.pipeline.models import run_search_embed
+
+    arch = run_search_embed(_load(params, overrides))
+    typer.echo(f"kept embedding widths (of {arch.dim}): {arch.widths}")
+
+
+@app.command()
+@friendly_errors
+def retrain(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Stage 3: train the model that ships from architecture.json (kept rows, narrow tables, MLP).
+
+    Checkpoint in <artifacts>/models/<variant>/, summary in metrics/retrain.json.
+    """
+    from aim.pipeline.models import run_retrain
+
+    summary = run_retrain(_load(params, overrides))
+    typer.echo(
+        f"{summary['model']}: best valid AUC {summary['best_valid_auc']:.4f} at epoch {summary['best_epoch']}, "
+        f"{summary['parameters']:,} parameters ({summary['embedding_parameters']:,} in embeddings)"
+    )
+
+
+@app.command("train")
+@friendly_errors
+def train_cmd(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="lr | fm | fwfm | deepfm (the control) | ipnn | deepfm_transfer | ipnn_transfer "
+            "(transfer: the base model on architecture.json's interactions).",
+        ),
+    ] = "deepfm",
+    params: ParamsPath = Path("params.yaml"),
+    overrides: Overrides = None,
+) -> None:
+    """Train a base model with early stopping on validation AUC; checkpoint in <artifacts>/models/NAME/."""
+    from aim.pipeline.models import run_train
+
+    summary = run_train(_load(params, overrides), model)
+    typer.echo(
+        f"{model}: best valid AUC {summary['best_valid_auc']:.4f} at epoch {summary['best_epoch']}, "
+        f"{summary['parameters']:,} parameters, {summary['seconds']:.1f}s"
+    )
+
+
+@app.command("evaluate")
+@friendly_errors
+def evaluate_cmd(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Score trained models on the test split: AUC, logloss, parameters, train seconds, rows/s.
+
+    Writes metrics/evaluate.json (evaluate.models picks the models; default every one trained).
+    """
+    from aim.pipeline.models import run_evaluate
+
+    report = run_evaluate(_load(params, overrides))
+    width = max(len(n) for n in report)
+    typer.echo(f"{'model':<{width}}  test AUC  logloss  parameters  train s   rows/s")
+    for name, r in report.items():
+        typer.echo(
+            f"{name:<{width}}  {r['test_auc']:.4f}    {r['test_logloss']:.4f}  {r['parameters']:>10,}  "
+            f"{r['train_seconds']:>7.1f}  {r['inference_rows_per_s']:>7,.0f}"
+        )
+
+
 @generate_app.command("planted")
 @friendly_errors
 def generate_planted(

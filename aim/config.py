@@ -148,11 +148,74 @@ class DataConfig(_Strict):
     synthetic_criteo: SyntheticCriteoConfig = SyntheticCriteoConfig()
 
 
+class ModelConfig(_Strict):
+    """Knobs every model shares: embedding width and the MLP."""
+
+    dim: int = Field(16, ge=1)
+    hidden: list[int] = Field(default_factory=lambda: [400, 400, 400])
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class TrainConfig(_Strict):
+    """Adam and early stopping on validation AUC (restore-best)."""
+
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(2048, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    patience: int = Field(2, ge=0)
+
+
+class GRDAConfig(_Strict):
+    """GRDA for the gates: step size, threshold scale c and its growth μ (0 < μ < 1)."""
+
+    lr: float = Field(0.1, gt=0)
+    c: float = Field(0.3, ge=0)
+    mu: float = Field(0.8, gt=0, lt=1)
+
+
+Variant = Literal["aim", "aim_eds", "aim_ifs_eds", "autofm", "autodeepfm"]
+
+
+class SearchConfig(_Strict):
+    """The two search stages (one-level: GRDA on the gates, Adam on the rest, same mini-batch)."""
+
+    variant: Variant = "aim"
+    max_order: int = Field(3, ge=2, le=4)
+    top_k: int | None = Field(None, ge=1, description="order-p pool width; null = ⌊n/2⌋ (the paper)")
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(2048, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    alpha_init: float = 0.6
+    beta_init: float = 0.6
+    interaction_grda: GRDAConfig = GRDAConfig()
+    embed_grda: GRDAConfig = GRDAConfig()
+
+
+class RetrainConfig(_Strict):
+    """The model that ships: kept rows with fresh α, narrow tables, an MLP on top."""
+
+    alpha_init: float | None = Field(0.6, description="null = start from the searched α")
+
+
+class EvaluateConfig(_Strict):
+    """Which trained models ``aim evaluate`` scores on the test split (null = every one found)."""
+
+    models: list[str] | None = None
+    batch_size: int = Field(8192, ge=1)
+
+
 class Params(_Strict):
     """The whole ``params.yaml``."""
 
     seed: int = 2026
+    device: str = Field("auto", description="auto (cuda when available) | cpu | cuda | cuda:N")
+    artifacts: Path = Path("artifacts")
     data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    search: SearchConfig = SearchConfig()
+    retrain: RetrainConfig = RetrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     def path(self, p: Path | str) -> Path:

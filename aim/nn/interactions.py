@@ -27,6 +27,8 @@ class Interactions(nn.Module):
     """Values of ``R`` interaction rows of one order ``p``: ``[B, n, T, d]`` embeddings -> ``[B, R]``.
 
     ``function_wise``: row ``r`` reads table ``functions[r]`` (IFS); otherwise every row reads table 0.
+    Rows are computed in two vectorised groups, element-wise products (inner and both kernels) and
+    projected products (outer), then put back in row order.
     """
 
     def __init__(self, index: torch.Tensor, functions: torch.Tensor, dim: int, function_wise: bool = False):
@@ -34,35 +36,53 @@ class Interactions(nn.Module):
         if index.ndim != 2 or functions.shape != index.shape[:1]:
             raise ValueError(f"index {tuple(index.shape)} must be [R, p] and functions [R]")
         rows, order = index.shape
+        functions = functions.long()
+        tables = functions if function_wise else torch.zeros(rows, dtype=torch.long)
+        outer = functions == OUTER
         self.register_buffer("index", index.long())
-        self.register_buffer("functions", functions.long())
-        self.register_buffer("tables", functions.long() if function_wise else torch.zeros(rows, dtype=torch.long))
-        self.register_buffer("outer_rows", torch.nonzero(functions == OUTER).flatten())
-        self.vector_kernel = nn.Parameter(torch.ones(rows, dim))
-        self.scalar_kernel = nn.Parameter(torch.ones(rows))
+        self.register_buffer("functions", functions)
+        self.register_buffer("tables", tables)
+        self.register_buffer("product_rows", torch.nonzero(~outer).flatten())
+        self.register_buffer("outer_rows", torch.nonzero(outer).flatten())
+        self.register_buffer("order_back", torch.cat([self.product_rows, self.outer_rows]).argsort())
+        product_functions = functions[self.product_rows]
+        self.register_buffer("vector_at", torch.nonzero(product_functions == VECTOR).flatten())
+        self.register_buffer("scalar_at", torch.nonzero(product_functions == SCALAR).flatten())
+        self.vector_kernel = nn.Parameter(torch.ones(len(self.vector_at), dim))  # only rows that use them
+        self.scalar_kernel = nn.Parameter(torch.ones(len(self.scalar_at)))
         self.projections = nn.Parameter(torch.randn(len(self.outer_rows), order, dim) / dim**0.5)
-        first = torch.zeros(dim)
-        first[0] = 1.0
-        self.register_buffer("first_dim", first)
 
     @property
     def order(self) -> int:
         return self.index.shape[1]
 
     def kernel(self) -> torch.Tensor:
-        """Per-row weights over the embedding dimension, ``[R, d]``."""
-        f = self.functions.unsqueeze(1)
-        ones = torch.ones_like(self.vector_kernel)
-        k = torch.where(f == VECTOR, self.vector_kernel, ones)
-        k = torch.where(f == SCALAR, self.scalar_kernel.unsqueeze(1) * ones, k)
-        return torch.where(f == OUTER, self.first_dim.expand_as(k), k)
+        """Weights over the embedding dimension of the element-wise rows, ``[R_e, d]``."""
+        k = self.vector_kernel.new_ones(len(self.product_rows), self.projections.shape[-1])
+        k = k.index_copy(0, self.vector_at, self.vector_kernel)
+        return k.index_copy(0, self.scalar_at, self.scalar_kernel.unsqueeze(1).expand(-1, k.shape[1]))
+
+    def _factors(self, emb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """The ``p`` embeddings of each row in ``rows``: ``[B, len(rows), p, d]`` (one gather)."""
+        batch, n, tables, dim = emb.shape
+        flat = (self.index[rows] * tables + self.tables[rows].unsqueeze(1)).flatten()
+        return emb.reshape(batch, n * tables, dim).index_select(1, flat).view(batch, len(rows), self.order, dim)
+
+    @staticmethod
+    def _product(factors: torch.Tensor) -> torch.Tensor:
+        """Element-wise product over the order axis (a loop over p <= 4 factors: cheap backward)."""
+        out = factors[:, :, 0]
+        for k in range(1, factors.shape[2]):
+            out = out * factors[:, :, k]
+        return out
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        batch = emb.shape[0]
-        rows = emb[:, self.index, self.tables.unsqueeze(1)]  # [B, R, p, d]
+        parts = []
+        if len(self.product_rows):
+            parts.append((self._product(self._factors(emb, self.product_rows)) * self.kernel()).sum(-1))
         if len(self.outer_rows):
-            projected = (rows[:, self.outer_rows] * self.projections).sum(-1, keepdim=True)  # [B, R_o, p, 1]
-            tail = torch.ones(*projected.shape[:-1], rows.shape[-1] - 1, dtype=rows.dtype, device=rows.device)
-            rows = rows.index_copy(1, self.outer_rows, torch.cat([projected, tail], dim=-1))
-        product = rows.prod(dim=2)  # [B, R, d]
-        return (product * self.kernel()).sum(-1).view(batch, -1)
+            projected = (self._factors(emb, self.outer_rows) * self.projections).sum(-1, keepdim=True)
+            parts.append(self._product(projected).squeeze(-1))
+        if not parts:
+            return emb.new_zeros(emb.shape[0], 0)
+        return torch.cat(parts, dim=1)[:, self.order_back]
