@@ -15,11 +15,11 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
-def write_params(folder: Path, data: dict, seed: int = 7) -> Path:
-    """Write a params.yaml with the given ``data`` section (small, fast defaults)."""
+def write_params(folder: Path, data: dict, seed: int = 7, **sections) -> Path:
+    """Write a params.yaml with the given ``data`` section (small, fast defaults) and other sections."""
     section = {"batch_rows": 4096, "duckdb_memory_limit": "512MB", "min_count": 1, **data}
     path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump({"seed": seed, "data": section}))
+    path.write_text(yaml.safe_dump({"seed": seed, "device": "cpu", "data": section, **sections}))
     return path
 
 
