@@ -152,7 +152,7 @@ class ModelConfig(_Strict):
     """Knobs every model shares: embedding width and the MLP."""
 
     dim: int = Field(16, ge=1)
-    hidden: list[int] = Field(default_factory=lambda: [400, 400, 400])
+    hidden: list[int] = Field(default_factory=lambda: [128, 64])
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
@@ -188,7 +188,7 @@ class SearchConfig(_Strict):
     alpha_init: float = 0.6
     beta_init: float = 0.6
     interaction_grda: GRDAConfig = GRDAConfig()
-    embed_grda: GRDAConfig = GRDAConfig()
+    embed_grda: GRDAConfig = GRDAConfig(c=0.5)
 
 
 class RetrainConfig(_Strict):
@@ -210,6 +210,7 @@ class Params(_Strict):
     seed: int = 2026
     device: str = Field("auto", description="auto (cuda when available) | cpu | cuda | cuda:N")
     artifacts: Path = Path("artifacts")
+    metrics: Path = Path("metrics")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()

@@ -41,16 +41,20 @@ class Interactions(nn.Module):
         outer = functions == OUTER
         self.register_buffer("index", index.long())
         self.register_buffer("functions", functions)
-        self.register_buffer("tables", tables)
-        self.register_buffer("product_rows", torch.nonzero(~outer).flatten())
-        self.register_buffer("outer_rows", torch.nonzero(outer).flatten())
-        self.register_buffer("order_back", torch.cat([self.product_rows, self.outer_rows]).argsort())
+        self._derived("tables", tables)
+        self._derived("product_rows", torch.nonzero(~outer).flatten())
+        self._derived("outer_rows", torch.nonzero(outer).flatten())
+        self._derived("order_back", torch.cat([self.product_rows, self.outer_rows]).argsort())
         product_functions = functions[self.product_rows]
-        self.register_buffer("vector_at", torch.nonzero(product_functions == VECTOR).flatten())
-        self.register_buffer("scalar_at", torch.nonzero(product_functions == SCALAR).flatten())
+        self._derived("vector_at", torch.nonzero(product_functions == VECTOR).flatten())
+        self._derived("scalar_at", torch.nonzero(product_functions == SCALAR).flatten())
         self.vector_kernel = nn.Parameter(torch.ones(len(self.vector_at), dim))  # only rows that use them
         self.scalar_kernel = nn.Parameter(torch.ones(len(self.scalar_at)))
         self.projections = nn.Parameter(torch.randn(len(self.outer_rows), order, dim) / dim**0.5)
+
+    def _derived(self, name: str, value: torch.Tensor) -> None:
+        """A buffer computed from ``index`` and ``functions``: rebuilt, not saved in checkpoints."""
+        self.register_buffer(name, value, persistent=False)
 
     @property
     def order(self) -> int:

@@ -111,7 +111,7 @@ def run_search_interaction(params: Params) -> Architecture:
         "share_kept": {str(p): arch.share_kept(p) for p in range(2, params.search.max_order + 1)},
         "orders": [_history(r) for r in results],
     }
-    _write_json(params.path("metrics/search_interaction.json"), summary)
+    _write_json(params.path(params.metrics) / "search_interaction.json", summary)
     return arch
 
 
@@ -138,7 +138,7 @@ def run_search_embed(params: Params) -> Architecture:
         "seconds": result.seconds if result else 0.0,
         **({"search": _history(result)} if result else {}),
     }
-    _write_json(params.path("metrics/search_embed.json"), summary)
+    _write_json(params.path(params.metrics) / "search_embed.json", summary)
     return arch
 
 
@@ -175,7 +175,7 @@ def run_retrain(params: Params) -> dict:
     config["fields"] = _fields(data)
     search_seconds = 0.0
     for stage in ("search_interaction", "search_embed"):
-        path = params.path(f"metrics/{stage}.json")
+        path = params.path(params.metrics) / f"{stage}.json"
         if path.exists():
             search_seconds += json.loads(path.read_text()).get("seconds", 0.0)
     embedding = model.embedding.weight.numel()
@@ -189,10 +189,10 @@ def run_retrain(params: Params) -> dict:
             "search_seconds": search_seconds,
             "embedding_parameters": embedding,
             "widths": arch.widths,
-            "share_kept": {str(p): arch.share_kept(p) for p in arch.orders},
+            "share_kept": {str(p): arch.share_kept(p) for p in range(2, params.search.max_order + 1)},
         },
     )
-    _write_json(params.path("metrics/retrain.json"), {k: v for k, v in summary.items() if k != "history"})
+    _write_json(params.path(params.metrics) / "retrain.json", {k: v for k, v in summary.items() if k != "history"})
     return summary
 
 
@@ -252,5 +252,5 @@ def run_evaluate(params: Params) -> dict:
             "train_seconds": info.get("train_seconds", info.get("seconds")),
             "inference_rows_per_s": metrics["inference_rows_per_s"],
         }
-    _write_json(params.path("metrics/evaluate.json"), report)
+    _write_json(params.path(params.metrics) / "evaluate.json", report)
     return report
