@@ -194,7 +194,7 @@ class SearchConfig(_Strict):
 class RetrainConfig(_Strict):
     """The model that ships: kept rows with fresh α, narrow tables, an MLP on top."""
 
-    alpha_init: float | None = Field(0.6, description="null = start from the searched α")
+    alpha_init: float | None = Field(None, description="null = start from the searched α")
 
 
 class EvaluateConfig(_Strict):

@@ -168,8 +168,8 @@ def main() -> None:
     rows = json.loads(out.read_text())["rows"] if out.exists() else []
     done = {(r["split"], r["seed"], r["model"]) for r in rows}
     work = args.workdir / args.tag
-    for split in args.splits:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seeds outermost: an interrupted run has every split at equal depth
+        for split in args.splits:
             for name in args.models:
                 if (split, seed, name) in done:
                     continue

@@ -159,7 +159,7 @@ class RetrainSettings:
     hidden: tuple[int, ...] = (400, 400, 400)
     deep: Deep = "stacked"
     dropout: float = 0.0
-    alpha_init: float | None = 0.6  # the paper initialises the kept α again; None = searched values
+    alpha_init: float | None = None  # None = the searched values; a number starts every kept α there
     narrow: bool = True
     train: TrainSettings = field(default_factory=TrainSettings)
 
