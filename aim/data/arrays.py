@@ -147,6 +147,16 @@ class PreparedData:
         """Field descriptions (name, kind, vocab_size, ...) in model order."""
         return self.meta["fields"]
 
+    @property
+    def vocab_sizes(self) -> list[int]:
+        """Vocabulary size per field, in model order (what every model's embeddings take)."""
+        return [f["vocab_size"] for f in self.fields]
+
+    @property
+    def n_multi_hot(self) -> int:
+        """How many fields are multi-hot (they come last in model order)."""
+        return sum(f["kind"] == "multi_hot" for f in self.fields)
+
     def split(self, name: str) -> SplitArrays:
         """Open split ``name`` (train, valid or test) read-only."""
         folder = self.folder / "arrays" / name

@@ -65,12 +65,11 @@ class GatedInteractions(CTRModel):
         self.beta = nn.Parameter(torch.full((n, dim), beta_init)) if embedding_gates else None
         self.embedding_norm = nn.BatchNorm1d(n * tables * dim, affine=False) if embedding_gates else None
         # the MLP reads the kept slots (narrow) or table 0 of every field
-        slots = (
-            keep.flatten()
-            if keep is not None
-            else torch.zeros(n, tables, dim, dtype=torch.bool).index_fill_(1, torch.tensor(0), True).flatten()
-        )
-        self.register_buffer("deep_slots", torch.nonzero(slots).flatten(), persistent=False)
+        slots = keep
+        if slots is None:
+            slots = torch.zeros(n, tables, dim, dtype=torch.bool)
+            slots[:, 0] = True
+        self.register_buffer("deep_slots", torch.nonzero(slots.flatten()).flatten(), persistent=False)
         self.deep_kind = deep
         width = len(self.deep_slots) + (sum(len(i) for i, _ in rows) if deep == "stacked" else 0)
         self.deep = mlp(width, list(hidden), 1, dropout) if hidden else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import torch
@@ -205,8 +204,8 @@ def run_train(params: Params, name: str) -> dict:
         raise ConfigError(f"unknown model '{name}'; choose one of {known}")
     data = _data(params)
     kwargs = {
-        "vocab_sizes": [f["vocab_size"] for f in data.fields],
-        "n_multi_hot": sum(f["kind"] == "multi_hot" for f in data.fields),
+        "vocab_sizes": data.vocab_sizes,
+        "n_multi_hot": data.n_multi_hot,
         "dim": params.model.dim,
         "hidden": list(params.model.hidden),
         "dropout": params.model.dropout,
@@ -236,15 +235,8 @@ def run_evaluate(params: Params) -> dict:
                 f"(`aim train --model {name}` or `aim retrain`)"
             )
         info = json.loads((models_dir / name / "train.json").read_text())
-        start = time.perf_counter()
         metrics = evaluate(model, test, device, params.evaluate.batch_size)
-        log.info(
-            "%s: test AUC %.4f logloss %.4f (%.1fs)",
-            name,
-            metrics["auc"],
-            metrics["logloss"],
-            time.perf_counter() - start,
-        )
+        log.info("%s: test AUC %.4f logloss %.4f", name, metrics["auc"], metrics["logloss"])
         report[name] = {
             "test_auc": metrics["auc"],
             "test_logloss": metrics["logloss"],

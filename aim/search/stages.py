@@ -49,12 +49,6 @@ def _last_step(settings: TrainSettings) -> TrainSettings:
     return replace(settings, restore_best=False)
 
 
-def _model_inputs(data: PreparedData) -> tuple[list[str], list[int], int]:
-    names = [f["name"] for f in data.fields]
-    vocab = [f["vocab_size"] for f in data.fields]
-    return names, vocab, sum(f["kind"] == "multi_hot" for f in data.fields)
-
-
 def search_interaction(
     data: PreparedData, settings: InteractionSearchSettings, device: torch.device
 ) -> tuple[Architecture, list[TrainResult]]:
@@ -63,7 +57,7 @@ def search_interaction(
     At order p the model holds the rows kept at lower orders (their α trained on by Adam) and the
     order-p candidates × functions gated by GRDA. Rows whose α reaches exactly zero are dropped.
     """
-    names, vocab, n_multi_hot = _model_inputs(data)
+    names = [f["name"] for f in data.fields]
     function_ids = torch.tensor([FUNCTIONS.index(f) for f in settings.functions])
     m = len(function_ids)
     top_k = settings.top_k or default_top_k(len(names))
@@ -80,10 +74,10 @@ def search_interaction(
         index = candidates.repeat_interleave(m, dim=0)
         functions = function_ids.repeat(len(candidates))
         model = GatedInteractions(
-            vocab,
+            data.vocab_sizes,
             settings.dim,
             [(i, f) for i, f, _ in kept] + [(index, functions)],
-            n_multi_hot,
+            data.n_multi_hot,
             function_wise=m > 1,
             hidden=settings.hidden,
             alpha_init=[a for *_, a in kept] + [torch.full((len(index),), settings.alpha_init)],
@@ -126,12 +120,12 @@ def search_embed(
     function-wise tables) go to GRDA. A field keeps the dimensions whose β is non-zero; rows that
     touch a field left with no dimension are dropped from the returned architecture.
     """
-    names, vocab, n_multi_hot = _model_inputs(data)
+    names = [f["name"] for f in data.fields]
     torch.manual_seed(settings.train.seed)
     model = GatedInteractions.from_architecture(
         arch,
-        vocab,
-        n_multi_hot,
+        data.vocab_sizes,
+        data.n_multi_hot,
         narrow=False,
         hidden=settings.hidden,
         embedding_gates=True,
@@ -166,10 +160,9 @@ class RetrainSettings:
 
 def retrain_config(data: PreparedData, arch: Architecture, settings: RetrainSettings) -> dict:
     """The JSON config that builds (and, in a checkpoint, rebuilds) the retrain model."""
-    _, vocab, n_multi_hot = _model_inputs(data)
     kwargs = {
-        "vocab_sizes": vocab,
-        "n_multi_hot": n_multi_hot,
+        "vocab_sizes": data.vocab_sizes,
+        "n_multi_hot": data.n_multi_hot,
         "architecture": arch.to_dict(),
         "alpha_init": settings.alpha_init,
         "narrow": settings.narrow,

@@ -82,7 +82,8 @@ def train(
             on_epoch(epoch, metrics)
         if metrics["auc"] > result.best_auc:
             result.best_auc, result.best_epoch, stale = metrics["auc"], epoch + 1, 0
-            best_state = copy.deepcopy(model.state_dict())
+            if settings.restore_best:  # no copy when the last step is kept anyway
+                best_state = copy.deepcopy(model.state_dict())
         else:
             stale += 1
             if stale > settings.patience:
