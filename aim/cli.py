@@ -86,6 +86,50 @@ def prepare(params: ParamsPath = Path("params.yaml"), overrides: Overrides = Non
     )
 
 
+@app.command()
+@friendly_errors
+def validate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Check every prepared split with a Great Expectations suite derived from the schema.
+
+    Columns and types, label in {0,1}, non-null entity keys, id ranges, non-empty, positive rate
+    and per-field OOV rate within validate.* bounds against the training split. A failing split
+    stops here (exit 2, naming the failed expectations) and is copied to validate.quarantine_dir.
+    GX data docs (HTML) go to validate.docs_dir; figures to metrics/validate.json.
+    """
+    from aim.pipeline.validate import run_validate
+
+    typer.echo(run_validate(load_params(params, overrides))["summary"])
+
+
+@app.command()
+@friendly_errors
+def features(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Register the Feast feature views, materialize the online store and assemble the splits.
+
+    Entity attribute tables are exported from the warehouse to parquet (DuckDB offline store),
+    `apply` + `materialize` fill the online store (SQLite by default, Redis by features.online_store),
+    and train/valid/test are assembled with point-in-time joins (get_historical_features) into
+    features.output_dir, which the model stages read.
+    """
+    from aim.pipeline.features import run_features
+
+    typer.echo(run_features(load_params(params, overrides))["summary"])
+
+
+@app.command()
+@friendly_errors
+def promote(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Register the challenger and switch production to it only if it beats the DeepFM control.
+
+    Needs a test-AUC gain of at least promote.min_delta with a paired test (DeLong or bootstrap)
+    below promote.alpha; otherwise production stays as it was. The decision, both AUCs, the
+    difference with its confidence interval and the reason go to metrics/promotion.json.
+    """
+    from aim.pipeline.promote import run_promote
+
+    typer.echo(run_promote(load_params(params, overrides))["summary"])
+
+
 def _load(params: Path, overrides: list[str] | None):
     cfg = load_params(params, overrides)
     from aim.training.batches import resolve_device

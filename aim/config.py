@@ -204,6 +204,44 @@ class EvaluateConfig(_Strict):
     batch_size: int = Field(8192, ge=1)
 
 
+class ValidateConfig(_Strict):
+    """Great Expectations checks on every prepared split before anything trains on it."""
+
+    max_positive_rate_shift: float = Field(0.1, ge=0, le=1, description="|split rate - train rate| allowed")
+    max_oov_rate: float = Field(0.5, ge=0, le=1, description="share of out-of-vocabulary ids allowed per field")
+    oov_rate_overrides: dict[str, float] = Field(default_factory=dict, description="field -> its own OOV bound")
+    docs_dir: Path = Path("artifacts/validation")
+    quarantine_dir: Path = Path("data/quarantine")
+
+
+class FeaturesConfig(_Strict):
+    """Feast: entity feature views over warehouse exports; training sets by point-in-time joins."""
+
+    enabled: bool = True
+    repo: Path = Path("features")
+    output_dir: Path = Path("data/features")
+    views: dict[str, list[str]] | None = Field(
+        None, description="entity column -> its attribute fields; null = every field that depends on it alone"
+    )
+    ttl_days: int = Field(3650, ge=1)
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_connection: str = "localhost:6379"
+    registry: str | None = Field(None, description="SQL registry URL (e.g. postgresql://...); null = file")
+    chunk_rows: int = Field(500_000, ge=1000, description="entity rows per point-in-time join")
+
+
+class PromoteConfig(_Strict):
+    """The gate: the challenger replaces production only if it beats the control significantly."""
+
+    challenger: str | None = Field(None, description="null = search.variant")
+    control: str = "deepfm"
+    min_delta: float = Field(0.0, ge=0, description="required test-AUC gain over the control")
+    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the paired test")
+    test: Literal["delong", "bootstrap"] = "delong"
+    bootstrap_samples: int = Field(1000, ge=100)
+    registry: Path = Path("models/registry")
+
+
 class Params(_Strict):
     """The whole ``params.yaml``."""
 
@@ -217,12 +255,19 @@ class Params(_Strict):
     search: SearchConfig = SearchConfig()
     retrain: RetrainConfig = RetrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    validate: ValidateConfig = ValidateConfig()
+    features: FeaturesConfig = FeaturesConfig()
+    promote: PromoteConfig = PromoteConfig()
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     def path(self, p: Path | str) -> Path:
         """Resolve a path from the configuration against the folder of ``params.yaml``."""
         p = Path(p)
         return p if p.is_absolute() else self._root / p
+
+    def training_dir(self) -> Path:
+        """Where the model stages read their arrays: the Feast-assembled sets, or the prepared ones."""
+        return self.path(self.features.output_dir if self.features.enabled else self.data.output_dir)
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -15,3 +15,7 @@ class DataError(AimError):
 
 class ModelError(AimError):
     """A model file is missing, corrupt or does not match its configuration."""
+
+
+class ValidationFailed(DataError):
+    """A data batch failed its Great Expectations suite; it was quarantined and nothing ran on it."""

@@ -56,6 +56,7 @@ def _params(work: Path, split: str, seed: int, name: str, extra: list[str]):
         f"data.split.method={split}",
         f"data.output_dir={prepared / 'prepared'}",
         f"data.warehouse={prepared / 'warehouse.duckdb'}",
+        "features.enabled=false",  # models read the prepared arrays directly (same rows as Feast's)
         f"seed={seed}",
         f"artifacts={work / 'runs' / split / f'seed{seed}' / name}",
         f"metrics={work / 'runs' / split / f'seed{seed}' / name / 'metrics'}",

@@ -18,6 +18,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 def write_params(folder: Path, data: dict, seed: int = 7, **sections) -> Path:
     """Write a params.yaml with the given ``data`` section (small, fast defaults) and other sections."""
     section = {"batch_rows": 4096, "duckdb_memory_limit": "512MB", "min_count": 1, **data}
+    sections.setdefault("features", {"enabled": False})  # model tests read the prepared arrays directly
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump({"seed": seed, "device": "cpu", "data": section, **sections}))
     return path

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from sklearn.metrics import roc_curve
 
 from aim.config import GRDAConfig, Params
 from aim.data.arrays import PreparedData
@@ -36,7 +39,7 @@ from aim.search.variants import VARIANTS
 from aim.training.batches import resolve_device
 from aim.training.checkpoint import build_model, load_checkpoint, save_checkpoint
 from aim.training.loop import TrainResult, TrainSettings, train
-from aim.training.metrics import evaluate
+from aim.training.metrics import predict, score_metrics
 from aim.training.plots import auc_curve
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ TRANSFER = {"deepfm_transfer": "deepfm", "ipnn_transfer": "ipnn"}  # AIM paper s
 
 
 def _data(params: Params) -> PreparedData:
-    return PreparedData(params.path(params.data.output_dir))
+    return PreparedData(params.training_dir())
 
 
 def _artifacts(params: Params) -> Path:
@@ -219,14 +222,47 @@ def run_train(params: Params, name: str) -> dict:
     return _save_model(params, name, model, config, result)
 
 
+def evaluation_dir(params: Params) -> Path:
+    """Where ``evaluate`` leaves per-model test predictions and the ROC / training-curve plot data."""
+    return _artifacts(params) / "evaluate"
+
+
+def load_predictions(params: Params, name: str) -> np.ndarray:
+    """Test-split click probabilities of model ``name`` as written by ``aim evaluate``."""
+    path = evaluation_dir(params) / "predictions" / f"{name}.npy"
+    if not path.exists():
+        raise ModelError(f"no test predictions for '{name}' at {path}: run `aim evaluate` with that model first")
+    return np.load(path)
+
+
+def _roc_points(labels: np.ndarray, scores: np.ndarray, points: int = 200) -> list[dict]:
+    fpr, tpr, _ = roc_curve(labels, scores)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+    return [{"fpr": float(fpr[i]), "tpr": float(tpr[i])} for i in keep]
+
+
+def _write_plot_data(params: Params, name: str, labels: np.ndarray, scores: np.ndarray, info: dict) -> None:
+    """ROC points and the validation curve per epoch, in the shape ``dvc plots`` reads."""
+    folder = evaluation_dir(params)
+    (folder / "predictions").mkdir(parents=True, exist_ok=True)
+    np.save(folder / "predictions" / f"{name}.npy", scores.astype(np.float32))
+    _write_json(folder / "roc" / f"{name}.json", {"roc": _roc_points(labels, scores)})
+    curve = [
+        {"epoch": h["epoch"], "valid_auc": h["auc"], "valid_logloss": h["logloss"]} for h in info.get("history", [])
+    ]
+    _write_json(folder / "training" / f"{name}.json", {"training": curve})
+
+
 def run_evaluate(params: Params) -> dict:
-    """Score the trained models on the test split; writes ``metrics/evaluate.json``."""
+    """Score the trained models on the test split; writes ``metrics/evaluate.json`` and, per model,
+    the test predictions, ROC points and training curve under ``<artifacts>/evaluate/``."""
     data, device = _data(params), resolve_device(params.device)
     models_dir = _artifacts(params) / "models"
     names = params.evaluate.models or sorted(p.name for p in models_dir.glob("*") if (p / "config.json").exists())
     if not names:
         raise ModelError(f"no trained models under {models_dir}: run `aim train` or `aim retrain` first")
     test, report = data.split("test"), {}
+    labels = np.asarray(test.labels)
     for name in names:
         model, config = load_checkpoint(models_dir / name, device)
         if config.get("fields") != _fields(data):
@@ -235,14 +271,18 @@ def run_evaluate(params: Params) -> dict:
                 f"(`aim train --model {name}` or `aim retrain`)"
             )
         info = json.loads((models_dir / name / "train.json").read_text())
-        metrics = evaluate(model, test, device, params.evaluate.batch_size)
+        start = time.perf_counter()
+        scores = predict(model, test, device, params.evaluate.batch_size)
+        seconds = time.perf_counter() - start
+        metrics = score_metrics(labels, scores)
         log.info("%s: test AUC %.4f logloss %.4f", name, metrics["auc"], metrics["logloss"])
+        _write_plot_data(params, name, labels, scores, info)
         report[name] = {
             "test_auc": metrics["auc"],
             "test_logloss": metrics["logloss"],
             "parameters": sum(p.numel() for p in model.parameters()),
             "train_seconds": info.get("train_seconds", info.get("seconds")),
-            "inference_rows_per_s": metrics["inference_rows_per_s"],
+            "inference_rows_per_s": float(len(labels) / max(seconds, 1e-9)),
         }
     _write_json(params.path(params.metrics) / "evaluate.json", report)
     return report

@@ -20,6 +20,14 @@ def predict(model: torch.nn.Module, split: SplitArrays, device: torch.device, ba
     return torch.cat(parts).numpy() if parts else np.empty(0, dtype=np.float32)
 
 
+def score_metrics(labels: np.ndarray, scores: np.ndarray) -> dict:
+    """AUC and log loss of click probabilities ``scores`` against 0/1 ``labels``."""
+    return {
+        "auc": float(roc_auc_score(labels, scores)),
+        "logloss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
+    }
+
+
 def evaluate(model: torch.nn.Module, split: SplitArrays, device: torch.device, batch_size: int = 8192) -> dict:
     """AUC, log loss and inference rows/s on ``split``."""
     start = time.perf_counter()
@@ -27,8 +35,7 @@ def evaluate(model: torch.nn.Module, split: SplitArrays, device: torch.device, b
     seconds = time.perf_counter() - start
     labels = np.asarray(split.labels)
     return {
-        "auc": float(roc_auc_score(labels, scores)),
-        "logloss": float(log_loss(labels, np.clip(scores, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        **score_metrics(labels, scores),
         "rows": int(len(labels)),
         "inference_rows_per_s": float(len(labels) / max(seconds, 1e-9)),
     }
