@@ -92,9 +92,9 @@ def validate(params: ParamsPath = Path("params.yaml"), overrides: Overrides = No
     """Check every prepared split with a Great Expectations suite derived from the schema.
 
     Columns and types, label in {0,1}, non-null entity keys, id ranges, non-empty, positive rate
-    and per-field OOV rate within validate.* bounds against the training split. A failing split
-    stops here (exit 2, naming the failed expectations) and is copied to validate.quarantine_dir.
-    GX data docs (HTML) go to validate.docs_dir; figures to metrics/validate.json.
+    and per-field OOV rate within validation.* bounds against the training split. A failing split
+    stops here (exit 2, naming the failed expectations) and is copied to validation.quarantine_dir.
+    GX data docs (HTML) go to validation.docs_dir; figures to metrics/validate.json.
     """
     from aim.pipeline.validate import run_validate
 

@@ -255,7 +255,7 @@ class Params(_Strict):
     search: SearchConfig = SearchConfig()
     retrain: RetrainConfig = RetrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
-    validate: ValidateConfig = ValidateConfig()
+    validation: ValidateConfig = ValidateConfig()
     features: FeaturesConfig = FeaturesConfig()
     promote: PromoteConfig = PromoteConfig()
     _root: Path = PrivateAttr(default_factory=Path.cwd)
