@@ -10,8 +10,9 @@ export DO_NOT_TRACK := 1
 export DVC_NO_ANALYTICS := 1
 export GX_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
+export PREFECT_HOME ?= $(abspath .prefect)
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench flows clean
 
 setup: $(STAMP)
 
@@ -31,10 +32,14 @@ test: $(STAMP)
 	python -m pytest -q
 
 lint: $(STAMP)
-	ruff check aim tests bench && ruff format --check aim tests bench
+	ruff check aim flows tests bench && ruff format --check aim flows tests bench
 
 bench: $(STAMP)
 	python bench/prepare_throughput.py
+
+# Serve the Prefect deployments of prefect.yaml (weekly search, daily retrain) until Ctrl-C.
+flows: $(STAMP)
+	python -m flows.serve
 
 clean:
 	rm -rf $(VENV) data/prepared data/warehouse.duckdb data/raw

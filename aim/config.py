@@ -212,6 +212,7 @@ class ValidateConfig(_Strict):
     oov_rate_overrides: dict[str, float] = Field(default_factory=dict, description="field -> its own OOV bound")
     docs_dir: Path = Path("artifacts/validation")
     quarantine_dir: Path = Path("data/quarantine")
+    chunk_rows: int = Field(1_000_000, ge=1000, description="a split with more rows is validated chunk by chunk")
 
 
 class FeaturesConfig(_Strict):
@@ -219,6 +220,8 @@ class FeaturesConfig(_Strict):
 
     enabled: bool = True
     repo: Path = Path("features")
+    project: str = Field("aim_ctr", pattern=r"^[A-Za-z0-9][A-Za-z0-9_]*$", description="Feast project name")
+    store_dir: Path = Path("data/feast")
     output_dir: Path = Path("data/features")
     views: dict[str, list[str]] | None = Field(
         None, description="entity column -> its attribute fields; null = every field that depends on it alone"
