@@ -131,6 +131,46 @@ def promote(params: ParamsPath = Path("params.yaml"), overrides: Overrides = Non
     typer.echo(run_promote(load_params(params, overrides))["summary"])
 
 
+@app.command()
+@friendly_errors
+def serve(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Start the scoring service on serve.host:serve.port (loopback by default).
+
+    POST /score {user_id, item_ids, context?} -> scores, arm and model version; GET /health,
+    GET /version. Entity features come from the Feast online store; the user's arm (stable hash,
+    serve.treatment_share on the challenger) picks the model from the registry; every impression
+    is logged to serve.impressions. Refuses to start when a model is missing or corrupt.
+    """
+    from aim.serving.server import run_server
+
+    run_server(load_params(params, overrides))
+
+
+@app.command()
+@friendly_errors
+def replay(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Send the held-out window (replay.split) through a scoring service started on loopback,
+    then join the logged impressions with their true outcomes into per-window labelled logs
+    under replay.output_dir/windows/ (at most replay.max_requests requests)."""
+    from aim.pipeline.replay import run_replay
+
+    typer.echo(run_replay(load_params(params, overrides))["summary"])
+
+
+@app.command()
+@friendly_errors
+def monitor(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
+    """Evidently reports for every replay window: data drift against the training window,
+    per-arm quality, and the A/B comparison of the challenger with the control (ΔAUC, Δlogloss
+    with bootstrap intervals, top-k CTR), with pass/fail tests. HTML under monitor.reports_dir,
+    snapshots in the Evidently workspace (monitor.workspace), figures in metrics/monitor.json.
+    Exit code 0 even when a condition fails (the verdicts are in the figures); the Prefect
+    monitoring flow is what fails a run."""
+    from aim.pipeline.monitor import run_monitor
+
+    typer.echo(run_monitor(load_params(params, overrides))["summary"])
+
+
 def _load(params: Path, overrides: list[str] | None):
     cfg = load_params(params, overrides)
     from aim.training.batches import resolve_device

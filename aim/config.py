@@ -245,6 +245,41 @@ class PromoteConfig(_Strict):
     registry: Path = Path("models/registry")
 
 
+class ServeConfig(_Strict):
+    """The scoring service: arms by a stable hash of the user id, models from the registry."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=1, le=65535)
+    treatment_share: float = Field(0.07, ge=0, le=1, description="share of users on the AIM challenger (paper: 7%)")
+    salt: str = Field("aim-ab-1", description="changing it reshuffles users between arms")
+    max_candidates: int = Field(1000, ge=1)
+    impressions: Path = Path("data/impressions.duckdb")
+    flush_rows: int = Field(5000, ge=1, description="impressions buffered before a write")
+
+
+class ReplayConfig(_Strict):
+    """Replay of the held-out test window through the running service."""
+
+    split: Literal["valid", "test"] = "test"
+    windows: int = Field(4, ge=1, description="equal time windows the replayed split is cut into")
+    max_requests: int = Field(2000, ge=1)
+    output_dir: Path = Path("data/replay")
+
+
+class MonitorConfig(_Strict):
+    """Evidently reports per replay window: drift, per-arm quality, A/B against the control."""
+
+    workspace: Path = Path("monitoring/workspace")
+    reports_dir: Path = Path("artifacts/monitoring")
+    project: str = "aim-ctr"
+    drift_share: float = Field(0.5, gt=0, le=1, description="fail when this share of columns drifted")
+    non_inferiority_margin: float = Field(0.01, ge=0, description="challenger AUC may trail the control by this")
+    max_prediction_psi: float = Field(0.2, gt=0)
+    top_k: int = Field(5, ge=1)
+    bootstrap_samples: int = Field(500, ge=100)
+    trigger_retrain: bool = False
+
+
 class Params(_Strict):
     """The whole ``params.yaml``."""
 
@@ -261,6 +296,9 @@ class Params(_Strict):
     validation: ValidateConfig = ValidateConfig()
     features: FeaturesConfig = FeaturesConfig()
     promote: PromoteConfig = PromoteConfig()
+    serve: ServeConfig = ServeConfig()
+    replay: ReplayConfig = ReplayConfig()
+    monitor: MonitorConfig = MonitorConfig()
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     def path(self, p: Path | str) -> Path:
