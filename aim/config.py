@@ -255,6 +255,12 @@ class ServeConfig(_Strict):
     max_candidates: int = Field(1000, ge=1)
     impressions: Path = Path("data/impressions.duckdb")
     flush_rows: int = Field(5000, ge=1, description="impressions buffered before a write")
+    user_entity: str = Field("user_id", description="entity whose key is the request's user_id")
+    item_entity: str = Field("item_id", description="entity whose keys are the request's item_ids")
+    lookup: Literal["feast", "memory"] = Field(
+        "feast", description="feast = online store; memory = latest values held in memory (benchmarks)"
+    )
+    threads: int = Field(1, ge=1, description="torch intra-op threads (small batches: 1 is fastest)")
 
 
 class ReplayConfig(_Strict):
@@ -278,6 +284,10 @@ class MonitorConfig(_Strict):
     top_k: int = Field(5, ge=1)
     bootstrap_samples: int = Field(500, ge=100)
     trigger_retrain: bool = False
+    ci_level: float = Field(0.95, gt=0, lt=1, description="two-sided level of the bootstrap intervals")
+    reference_rows: int = Field(20_000, ge=100, description="seeded sample of the training split for drift")
+    drift_method: str | None = Field(None, description="Evidently drift method for the fields; null = its default")
+    drift_threshold: float | None = Field(None, gt=0, description="threshold of drift_method; null = its default")
 
 
 class Params(_Strict):

@@ -178,3 +178,23 @@ def restore_artifact(path: Path, architecture: dict) -> bool:
 def stage_names(params: Params) -> dict[str, Any]:
     """The challenger and control names the flows train, evaluate and compare."""
     return {"challenger": params.promote.challenger or params.search.variant, "control": params.promote.control}
+
+
+@task(name="replay", **IO)
+def replay(params_path: str, overrides: list[str] | None) -> dict:
+    """The held-out window through the scoring service on loopback (``aim replay``)."""
+    from aim.pipeline.replay import run_replay
+
+    result = run_replay(_params(params_path, overrides))
+    get_run_logger().info(result["summary"])
+    return result
+
+
+@task(name="monitor")
+def monitor(params_path: str, overrides: list[str] | None) -> dict:
+    """Evidently drift, per-arm quality and A/B reports per window (``aim monitor``)."""
+    from aim.pipeline.monitor import run_monitor
+
+    result = run_monitor(_params(params_path, overrides))
+    get_run_logger().info(result["summary"])
+    return result

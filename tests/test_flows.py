@@ -14,6 +14,7 @@ from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 from prefect.testing.utilities import prefect_test_harness
 
+from flows.monitoring import monitoring_flow
 from flows.retrain import retrain_flow
 from flows.serve import declared_deployments, to_runner_deployments
 from flows.training import training_flow
@@ -25,6 +26,7 @@ SMALL = {
     "search": {"max_order": 3, "epochs": 1, "batch_size": 512},
     "features": {"enabled": True},
     "evaluate": {"batch_size": 4096},
+    "serve": {"treatment_share": 0.5},  # enough users on each arm of the small replay
 }
 
 
@@ -106,6 +108,41 @@ def test_retrain_flow_keeps_the_architecture_and_skips_the_search(project):
     assert (folder / "artifacts" / "architecture.json").read_text() == architecture
 
 
+LENIENT = ["monitor.drift_share=1.0", "monitor.non_inferiority_margin=1.0", "monitor.max_prediction_psi=100"]
+REPLAY = ["replay.windows=2", "replay.max_requests=60", "monitor.bootstrap_samples=200"]
+
+
+def test_monitoring_flow_passes_on_lenient_conditions(project):
+    folder, params = project
+    state = monitoring_flow(params=params, overrides=REPLAY + LENIENT, return_state=True)
+    assert state.is_completed(), state.message
+    runs = _task_runs(state.state_details.flow_run_id)
+    assert runs["replay"].state.is_completed() and runs["monitor"].state.is_completed()
+    report = json.loads((folder / "metrics" / "monitor.json").read_text())
+    assert report["passed"] is True
+    assert len(list((folder / "data" / "replay" / "windows").glob("window_*.parquet"))) == 2
+
+
+def test_monitoring_flow_fails_and_triggers_retrain_when_a_condition_fails(project):
+    folder, params = project
+    strict = [*REPLAY, "monitor.max_prediction_psi=0.000001", "monitor.trigger_retrain=true"]
+    state = monitoring_flow(params=params, overrides=strict, return_state=True)
+    assert state.is_failed()
+    assert "psi" in state.message.lower(), state.message
+    assert json.loads((folder / "metrics" / "monitor.json").read_text())["passed"] is False
+    with get_client(sync_client=True) as client:
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    assert any(run.name and run.state.is_completed() for run in children), "the retrain flow ran as a subflow"
+    with get_client(sync_client=True) as client:
+        assert "monitoring-verdicts" in {a.key for a in client.read_artifacts()}
+
+
 def test_failing_batch_stops_the_flow_before_features_and_leaves_production(project, tmp_path):
     folder, _ = project
     bad = tmp_path / "bad"
@@ -134,10 +171,12 @@ def test_failing_batch_stops_the_flow_before_features_and_leaves_production(proj
 
 def test_declared_deployments_load_with_their_schedules():
     declared = {d["name"]: d for d in declared_deployments()}
-    assert set(declared) == {"weekly-search", "daily-retrain"}
+    assert set(declared) == {"weekly-search", "daily-retrain", "hourly-monitoring"}
     runners = {d.name: d for d in to_runner_deployments()}
     assert runners["weekly-search"].flow_name == "training"
     assert runners["daily-retrain"].flow_name == "retrain"
+    assert runners["hourly-monitoring"].flow_name == "monitoring"
+    assert runners["hourly-monitoring"].schedules[0].schedule.cron.split()[1:] == ["*", "*", "*", "*"]
     weekly = runners["weekly-search"].schedules[0].schedule
     daily = runners["daily-retrain"].schedules[0].schedule
     assert weekly.cron.split()[-1] != "*" and daily.cron.split()[2:] == ["*", "*", "*"]

@@ -133,7 +133,7 @@ def test_cli_prints_one_line_and_clear_errors(project, tmp_path):
     _write_predictions(params, deepfm=_scores(labels, 0.3, seed=6), lr=_scores(labels, 0.6, seed=7))
     result = _run("promote", *common)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("promoted lr v0002") and result.output.count("\n") == 1
+    assert result.stdout.startswith("promoted lr v0002") and result.stdout.count("\n") == 1  # logs go to stderr
 
     result = _run("promote", *common, "-S", "promote.challenger=fm")
     assert result.exit_code == 2 and "no test predictions for 'fm'" in result.output and "aim evaluate" in result.output

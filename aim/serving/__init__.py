@@ -1,0 +1,1 @@
+"""The scoring service (``aim serve``): arms, models, online features, impression log, HTTP app."""
