@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 from aim.errors import ModelError
+from aim.jsonfile import read_json
 from aim.training.checkpoint import CONFIG, WEIGHTS, load_checkpoint
 
 INFO, POINTER, HISTORY = "info.json", "production.json", "history.jsonl"
@@ -108,10 +109,7 @@ class ModelRegistry:
         """``info.json`` of ``version`` (or of the production version with ``"production"``)."""
         version = self.resolve(version)
         path = self.root / version / INFO
-        try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{path} is not valid JSON ({exc}): restore it or register the model again") from exc
+        return read_json(path, ModelError, "restore it or register the model again")
 
     def find(self, name: str, sha256: str, data_version: str | None, metrics: dict) -> str | None:
         """The newest version registering exactly this checkpoint, data version and metrics, if any."""

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -78,12 +77,6 @@ def setup(params_file: Path, overrides: list[str]) -> None:
         subprocess.run(cmd, check=True, cwd=ROOT)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def child(params_file: Path, overrides: list[str], lookup: str, port: int) -> None:
     """The service process: create_app with ``lookup`` under uvicorn on 127.0.0.1:``port``."""
     import logging
@@ -126,10 +119,12 @@ def run_case(params_file: Path, overrides: list[str], lookup: str, bodies: list[
     import duckdb
     import httpx
 
+    from aim.serving.server import free_loopback_port
+
     impressions = work / f"impressions_{lookup}.duckdb"
     work.mkdir(parents=True, exist_ok=True)
     impressions.unlink(missing_ok=True)
-    port = free_port()
+    port = free_loopback_port()
     case_overrides = [*overrides, f"serve.impressions={impressions}"]
     cmd = [sys.executable, __file__, "--child", lookup, "--port", str(port), "--params", str(params_file)]
     proc = subprocess.Popen([*cmd, *_flags(case_overrides)], cwd=ROOT)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aim.config import load_params  # noqa: E402
+from aim.serving.server import free_loopback_port  # noqa: E402
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -34,12 +34,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--hide-scrollbars",
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _project_id(url: str, name: str) -> str:
@@ -61,7 +55,7 @@ def main() -> None:
     if chromium is None:
         raise SystemExit("headless Chromium is needed: apt-get install chromium")
     workspace = params.path(params.monitor.workspace)
-    port = _free_port()
+    port = free_loopback_port()
     evidently = str(Path(sys.executable).with_name("evidently"))
     ui = subprocess.Popen(
         [evidently, "ui", "--workspace", str(workspace), "--host", "127.0.0.1", "--port", str(port)],

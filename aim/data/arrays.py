@@ -14,7 +14,6 @@ schema order), ``labels.npy`` uint8 [n], ``timestamps.npy`` int64 [n] and, per m
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from numpy.lib.format import open_memmap
 
 from aim.errors import DataError
+from aim.jsonfile import read_json
 
 META_FILE = "meta.json"
 
@@ -140,7 +140,7 @@ class PreparedData:
         if not meta_path.exists():
             raise DataError(f"{folder} holds no prepared dataset ({META_FILE} missing): run `aim prepare`")
         self.folder = folder
-        self.meta = json.loads(meta_path.read_text())
+        self.meta = read_json(meta_path, DataError, "rerun `aim prepare`")
 
     @property
     def fields(self) -> list[dict]:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
 
-from aim.data.arrays import META_FILE
+from aim.data.arrays import PreparedData
 from aim.data.splits import SPLITS
 from aim.errors import DataError
 
@@ -20,10 +19,7 @@ def split_parquet(prepared: Path, split: str) -> Path:
 
 def read_prepared_meta(prepared: Path) -> dict:
     """``meta.json`` of the prepared folder, after checking every split's parquet is there and complete."""
-    meta_path = prepared / META_FILE
-    if not meta_path.exists():
-        raise DataError(f"{prepared} holds no prepared dataset ({META_FILE} missing): run `aim prepare` first")
-    meta = json.loads(meta_path.read_text())
+    meta = PreparedData(prepared).meta
     for split in SPLITS:
         path = split_parquet(prepared, split)
         if not path.exists():

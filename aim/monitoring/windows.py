@@ -28,7 +28,6 @@ Any field column may be written ``field:<name>``. The raw user (``raw_user_id``,
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aim.errors import DataError
+from aim.jsonfile import read_json
 
 ARMS = ("control", "treatment")
 WINDOWS_DIR = "windows"
@@ -67,10 +67,7 @@ def read_index(replay_dir: Path) -> list[WindowInfo]:
     index = folder / INDEX_FILE
     if not index.exists():
         raise DataError(f"no replay windows under {folder} ({INDEX_FILE} missing): run `aim replay` first")
-    try:
-        entries = json.loads(index.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{index} is not valid JSON ({exc}): rerun `aim replay`") from exc
+    entries = read_json(index, DataError, "rerun `aim replay`")
     if not isinstance(entries, list) or not entries:
         raise DataError(f"{index} lists no windows: run `aim replay` first")
     windows = []

@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,14 +39,9 @@ from tqdm.auto import tqdm
 from aim.config import Params
 from aim.data.arrays import PreparedData
 from aim.errors import DataError
+from aim.serving.server import free_loopback_port
 
 log = logging.getLogger(__name__)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def replay_events(params: Params) -> pd.DataFrame:
@@ -228,7 +222,7 @@ def run_replay(params: Params) -> dict:
         sum(len(r["item_ids"]) for r in requests),
         params.replay.windows,
     )
-    with running_service(params, _free_port()) as url:
+    with running_service(params, free_loopback_port()) as url:
         answers = send_requests(url, requests)
     if len(answers) != len(requests):
         raise DataError(f"{len(requests) - len(answers)} replay requests got no answer")

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from aim.config import Params
-from aim.data.arrays import META_FILE
+from aim.data.arrays import PreparedData
 from aim.data.atomic import temp_path
 from aim.data.splits import SPLITS
-from aim.errors import DataError, ValidationFailed
+from aim.errors import ValidationFailed
 from aim.validation.batches import positive_share, split_rows
 from aim.validation.context import ValidationContext
 from aim.validation.outcomes import COLUMN_SET, describe
@@ -35,13 +35,7 @@ MAX_LISTED = 8  # failed expectations named per split in the error message
 
 def read_meta(prepared: Path) -> dict:
     """``meta.json`` of the prepared data set, or a DataError saying to run ``aim prepare``."""
-    path = prepared / META_FILE
-    if not path.exists():
-        raise DataError(f"{prepared} holds no prepared data set ({META_FILE} missing): run `aim prepare` first")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}): rerun `aim prepare`") from exc
+    return PreparedData(prepared).meta
 
 
 def split_files(prepared: Path) -> dict[str, Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from aim.errors import ModelError
+from aim.jsonfile import read_json
 from aim.nn.interactions import FUNCTIONS
 
 
@@ -174,8 +175,4 @@ class Architecture:
         """Read an ``architecture.json``; a missing or broken file gives a clear error."""
         if not path.exists():
             raise ModelError(f"{path} not found: run the stage that writes it first (see `dvc dag`)")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{path} is not valid JSON ({exc}); run its stage again") from exc
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path, ModelError, "run its stage again"))

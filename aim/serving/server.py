@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import logging
+import socket
 
 import torch
 
 from aim.config import Params
 
 log = logging.getLogger(__name__)
+
+
+def free_loopback_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now (for a service started on loopback)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def run_server(params: Params) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from aim.errors import ModelError
+from aim.jsonfile import read_json
 from aim.models import MODELS
 
 WEIGHTS, CONFIG = "model.pt", "config.json"
@@ -40,10 +41,7 @@ def load_checkpoint(folder: Path, device: torch.device | str = "cpu") -> tuple[t
     for path in (weights, config_path):
         if not path.exists():
             raise ModelError(f"{path} is missing: train the model first or restore the checkpoint folder")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{config_path} is not valid JSON ({exc}); restore or retrain the checkpoint") from exc
+    config = read_json(config_path, ModelError, "restore or retrain the checkpoint")
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
