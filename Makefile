@@ -26,7 +26,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 run: $(STAMP)
 	dvc repro
-	@echo "Done. Summary: data/prepared/summary.json  (dvc metrics show, dvc dag)"
+	@echo "Done. See: dvc metrics show; metrics/promotion.json; artifacts/monitoring/; evidently ui --workspace monitoring/workspace"
 
 test: $(STAMP)
 	python -m pytest -q
