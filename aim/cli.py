@@ -6,13 +6,14 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 
-from aim.config import PlantedConfig, SyntheticCriteoConfig, load_params
+from aim.config import Params, PlantedConfig, SyntheticCriteoConfig, load_params
 from aim.errors import AimError
 
 app = typer.Typer(
@@ -197,6 +198,22 @@ def _load(params: Path, overrides: list[str] | None):
     return cfg
 
 
+@contextmanager
+def _training(params: Path, overrides: list[str] | None) -> Iterator[Params]:
+    """Load params and, under ``torchrun``, join the DDP process group for the stage.
+
+    Every training stage runs on several processes with ``torchrun --nproc_per_node=N -m aim.cli
+    <stage>`` (gloo on CPU, nccl on GPUs); only rank 0 writes artefacts and prints the summary.
+    """
+    from aim.training.distributed import is_main, session
+
+    loaded = _load(params, overrides)
+    with session(loaded.device):
+        yield loaded
+        if not is_main():
+            raise typer.Exit(0)
+
+
 @app.command("search-interaction")
 @friendly_errors
 def search_interaction_cmd(params: ParamsPath = Path("params.yaml"), overrides: Overrides = None) -> None:
@@ -208,7 +225,8 @@ def search_interaction_cmd(params: ParamsPath = Path("params.yaml"), overrides: 
     """
     from aim.pipeline.models import run_search_interaction
 
-    arch = run_search_interaction(_load(params, overrides))
+    with _training(params, overrides) as loaded:
+        arch = run_search_interaction(loaded)
     counts = {p: sum(i.order == p for i in arch.interactions) for p in arch.orders}
     typer.echo(f"kept interactions per order: {counts}")
 
@@ -224,7 +242,8 @@ def search_embed_cmd(params: ParamsPath = Path("params.yaml"), overrides: Overri
     """
     from aim.pipeline.models import run_search_embed
 
-    arch = run_search_embed(_load(params, overrides))
+    with _training(params, overrides) as loaded:
+        arch = run_search_embed(loaded)
     typer.echo(f"kept embedding widths (of {arch.dim}): {arch.widths}")
 
 
@@ -237,7 +256,8 @@ def retrain(params: ParamsPath = Path("params.yaml"), overrides: Overrides = Non
     """
     from aim.pipeline.models import run_retrain
 
-    summary = run_retrain(_load(params, overrides))
+    with _training(params, overrides) as loaded:
+        summary = run_retrain(loaded)
     typer.echo(
         f"{summary['model']}: best valid AUC {summary['best_valid_auc']:.4f} at epoch {summary['best_epoch']}, "
         f"{summary['parameters']:,} parameters ({summary['embedding_parameters']:,} in embeddings)"
@@ -262,7 +282,8 @@ def train_cmd(
     """Train a base model with early stopping on validation AUC; checkpoint in <artifacts>/models/NAME/."""
     from aim.pipeline.models import run_train
 
-    summary = run_train(_load(params, overrides), model)
+    with _training(params, overrides) as loaded:
+        summary = run_train(loaded, model)
     typer.echo(
         f"{model}: best valid AUC {summary['best_valid_auc']:.4f} at epoch {summary['best_epoch']}, "
         f"{summary['parameters']:,} parameters, {summary['seconds']:.1f}s"

@@ -290,6 +290,17 @@ class MonitorConfig(_Strict):
     drift_threshold: float | None = Field(None, gt=0, description="threshold of drift_method; null = its default")
 
 
+class ComputeConfig(_Strict):
+    """How training runs on the hardware (results stay the same up to float tolerance)."""
+
+    sparse_embeddings: bool | Literal["auto"] = Field(
+        "auto", description="lazy Adam on sparse embedding gradients; auto = tables of 100k rows or more"
+    )
+    compile: bool = Field(False, description="torch.compile the models (needs a C++ compiler on CPU)")
+    autocast: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 on CUDA, off on CPU")
+    threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
+
+
 class Params(_Strict):
     """The whole ``params.yaml``."""
 
@@ -309,6 +320,7 @@ class Params(_Strict):
     serve: ServeConfig = ServeConfig()
     replay: ReplayConfig = ReplayConfig()
     monitor: MonitorConfig = MonitorConfig()
+    compute: ComputeConfig = ComputeConfig()
     _root: Path = PrivateAttr(default_factory=Path.cwd)
 
     def path(self, p: Path | str) -> Path:

@@ -74,3 +74,57 @@ def test_checkpoint_round_trip_and_refusals(planted, tmp_path):
         load_checkpoint(tmp_path / "ckpt")
     with pytest.raises(ModelError, match="missing"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_sparse_embeddings_use_lazy_adam_and_learn_like_dense(planted):
+    """Large tables take sparse gradients and SparseAdam; the model learns as well as with dense Adam."""
+    from aim.nn.embedding import FieldEmbedding
+    from aim.training.optim import Optimizers
+
+    settings = TrainSettings(epochs=3, batch_size=512, lr=0.01, seed=3)
+    aucs = {}
+    for sparse in (False, True):
+        torch.manual_seed(3)
+        model = _fm(planted)
+        aucs[sparse] = train(model, planted, TrainSettings(**{**vars(settings), "sparse_embeddings": sparse}), CPU)
+        tables = [m for m in model.modules() if isinstance(m, FieldEmbedding)]
+        assert all(m.sparse == sparse for m in tables)
+    optimizers = Optimizers(model, list(model.parameters()), 0.01, sparse=True)
+    assert [type(o).__name__ for o in optimizers.all] == ["Adam", "SparseAdam"]
+    ids = torch.from_numpy(np.array(planted.split("train").fields[:64]))
+    model(ids).sum().backward()
+    assert model.embedding.weight.grad.is_sparse  # only the rows in the batch
+    assert aucs[True].best_auc > 0.7
+    assert abs(aucs[True].best_auc - aucs[False].best_auc) < 0.03
+
+
+def test_epoch_history_splits_data_and_compute_time(planted):
+    result = train(_fm(planted), planted, TrainSettings(epochs=1, batch_size=512, seed=3), CPU)
+    epoch = result.history[0]
+    assert epoch["train_seconds"] > 0 and 0 < epoch["data_seconds"] < epoch["train_seconds"]
+    assert epoch["compute_seconds"] == pytest.approx(epoch["train_seconds"] - epoch["data_seconds"])
+    assert epoch["train_rows_per_s"] == pytest.approx(len(planted.split("train")) / epoch["train_seconds"])
+
+
+def test_compiled_search_model_matches_eager():
+    """torch.compile runs the plain row expression (fused by Inductor); values and gradients equal eager."""
+    from aim.models.gated import GatedInteractions
+    from aim.nn.interactions import FUNCTIONS
+    from aim.search.candidates import all_pairs
+
+    torch.manual_seed(0)
+    pairs = all_pairs(5)
+    triples = torch.combinations(torch.arange(5), r=3)[:4]
+    rows = [
+        (pairs.repeat_interleave(4, 0), torch.arange(len(FUNCTIONS)).repeat(len(pairs))),
+        (triples.repeat_interleave(4, 0), torch.arange(len(FUNCTIONS)).repeat(len(triples))),
+    ]
+    model = GatedInteractions([7, 5, 9, 4, 6], 4, rows, function_wise=True, hidden=(8,))
+    ids = torch.stack([torch.randint(0, v, (32,)) for v in (7, 5, 9, 4, 6)], 1)
+    model.eval()
+    eager = model(ids)
+    (eager_grad,) = torch.autograd.grad(eager.sum(), model.embedding.weight)
+    compiled = torch.compile(model)(ids)
+    (compiled_grad,) = torch.autograd.grad(compiled.sum(), model.embedding.weight)
+    torch.testing.assert_close(compiled, eager, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(compiled_grad, eager_grad, rtol=1e-4, atol=1e-5)

@@ -45,6 +45,10 @@ class InteractionRows(nn.Module):
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         return torch.cat([layer(emb) for layer in self.orders], dim=1)
 
+    def total(self, emb: torch.Tensor) -> torch.Tensor:
+        """Sum of every row's value, ``[B]`` (FM's all pairs take the O(n·d) identity)."""
+        return sum(layer.total(emb) for layer in self.orders)
+
 
 class LR(CTRModel):
     """Logistic regression on one-hot fields."""
@@ -61,7 +65,7 @@ class FM(CTRModel):
         self.pairs = InteractionRows(len(vocab_sizes), dim, pairs, architecture)
 
     def interaction_logit(self, emb):
-        return self.pairs(emb).sum(1)
+        return self.pairs.total(emb)
 
 
 class FwFM(CTRModel):

@@ -7,6 +7,7 @@ interaction function, stored side by side in the same table so one gather serves
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -22,15 +23,18 @@ class FieldEmbedding(nn.Module):
             raise ValueError("more multi-hot fields than fields")
         self.n_single = len(vocab_sizes) - n_multi_hot
         self.dim, self.tables = dim, tables
+        self.sparse = False  # sparse gradients (set by the optimizer for large tables, aim/training/optim.py)
         offsets = torch.tensor([0, *vocab_sizes[:-1]], dtype=torch.long).cumsum(0)
         self.register_buffer("offsets", offsets, persistent=False)
         self.weight = nn.Parameter(torch.randn(sum(vocab_sizes), tables * dim) * init_std)
 
     def forward(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
-        out = self.weight[ids.long() + self.offsets[: self.n_single]]  # [B, F, tables * dim]
+        at = ids.long() + self.offsets[: self.n_single]
+        out = F.embedding(at, self.weight, sparse=self.sparse)  # [B, F, tables * dim]
         pooled = []
         for k, (mh_ids, mask) in enumerate(multi_hot):  # few fields, each one batched gather
-            rows = self.weight[mh_ids.long() + self.offsets[self.n_single + k]]  # [B, L, tables * dim]
+            at = mh_ids.long() + self.offsets[self.n_single + k]
+            rows = F.embedding(at, self.weight, sparse=self.sparse)  # [B, L, tables * dim]
             weights = mask.to(rows.dtype)
             pooled.append((rows * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1.0))
         if pooled:

@@ -12,12 +12,23 @@ across the ``p`` fields, and take a kernel-weighted sum over the embedding dimen
 
 No Python loop over rows: rows are index tensors, so search (all candidates × all functions) and
 retrain (only the kept rows) differ only in how many rows there are.
+
+Speed: embeddings are laid out ``[n·T, d, B]`` (batch innermost, each factor one contiguous block).
+Element-wise rows: in eager mode :class:`TiledRows` evaluates :func:`row_values` over tiles of rows
+with a hand-written backward that recomputes each tile, so the ``[R, p, d, B]`` factors never
+exist whole (memory flat in R and in the order; several times faster than autograd's gather and
+scatter on CPU); under ``torch.compile`` the same :func:`row_values` runs on all rows at once and
+Inductor fuses gather, product and sum. Projected rows (:func:`projected_rows`) project first,
+in one batched matrix product, and gather scalars. A complete set of inner-product pairs summed
+(FM's term) uses the square-of-sum identity.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from aim.nn.compiling import is_compiling
 
 FUNCTIONS = ("inner", "vector_kernel", "scalar_kernel", "outer")
 INNER, VECTOR, SCALAR, OUTER = range(len(FUNCTIONS))
@@ -51,6 +62,9 @@ class Interactions(nn.Module):
         self.vector_kernel = nn.Parameter(torch.ones(len(self.vector_at), dim))  # only rows that use them
         self.scalar_kernel = nn.Parameter(torch.ones(len(self.scalar_at)))
         self.projections = nn.Parameter(torch.randn(len(self.outer_rows), order, dim) / dim**0.5)
+        distinct = len(torch.unique(index.sort(1).values, dim=0)) == rows if rows else False
+        self.all_inner_pairs = order == 2 and not function_wise and bool((functions == INNER).all()) and distinct
+        self.all_inner_pairs = self.all_inner_pairs and bool((index[:, 0] != index[:, 1]).all())
 
     def _derived(self, name: str, value: torch.Tensor) -> None:
         """A buffer computed from ``index`` and ``functions``: rebuilt, not saved in checkpoints."""
@@ -66,27 +80,124 @@ class Interactions(nn.Module):
         k = k.index_copy(0, self.vector_at, self.vector_kernel)
         return k.index_copy(0, self.scalar_at, self.scalar_kernel.unsqueeze(1).expand(-1, k.shape[1]))
 
-    def _factors(self, emb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """The ``p`` embeddings of each row in ``rows``: ``[B, len(rows), p, d]`` (one gather)."""
-        batch, n, tables, dim = emb.shape
-        flat = (self.index[rows] * tables + self.tables[rows].unsqueeze(1)).flatten()
-        return emb.reshape(batch, n * tables, dim).index_select(1, flat).view(batch, len(rows), self.order, dim)
-
-    @staticmethod
-    def _product(factors: torch.Tensor) -> torch.Tensor:
-        """Element-wise product over the order axis (a loop over p <= 4 factors: cheap backward)."""
-        out = factors[:, :, 0]
-        for k in range(1, factors.shape[2]):
-            out = out * factors[:, :, k]
-        return out
+    def _slots(self, rows: torch.Tensor, tables: int) -> torch.Tensor:
+        """Slot (field x table) of each of the ``p`` factors of ``rows``: ``[len(rows), p]``."""
+        return self.index[rows] * tables + self.tables[rows].unsqueeze(1)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        batch, n, tables, dim = emb.shape
+        if not len(self.index):
+            return emb.new_zeros(batch, 0)
+        # [n * T, d, B]: every factor is one contiguous block, the batch innermost
+        by_slot = emb.reshape(batch, n * tables, dim).permute(1, 2, 0).contiguous()
+        values = row_values if is_compiling() else TiledRows.apply
         parts = []
         if len(self.product_rows):
-            parts.append((self._product(self._factors(emb, self.product_rows)) * self.kernel()).sum(-1))
+            parts.append(values(by_slot, self._slots(self.product_rows, tables), self.kernel()))
         if len(self.outer_rows):
-            projected = (self._factors(emb, self.outer_rows) * self.projections).sum(-1, keepdim=True)
-            parts.append(self._product(projected).squeeze(-1))
-        if not parts:
-            return emb.new_zeros(emb.shape[0], 0)
-        return torch.cat(parts, dim=1)[:, self.order_back]
+            parts.append(projected_rows(by_slot, self._slots(self.outer_rows, tables), self.projections))
+        return torch.cat(parts, dim=0)[self.order_back].t().contiguous()  # [B, R] for batch norm
+
+    def total(self, emb: torch.Tensor) -> torch.Tensor:
+        """``Σ_r`` of the row values, ``[B]``. Every pair of the ``n`` fields with the inner
+        product on one table (FM) takes ``½ Σ_d ((Σ_i e_i)² - Σ_i e_i²)``: O(n·d), not O(n²·d)."""
+        n = emb.shape[1]
+        if self.all_inner_pairs and len(self.index) == n * (n - 1) // 2:
+            e = emb[:, :, 0]
+            return 0.5 * (e.sum(1).square() - e.square().sum(1)).sum(-1)
+        return self(emb).sum(1)
+
+
+TILE_FLOATS = 1 << 20  # gathered factors held at once (4 MiB of float32): a tile stays in cache
+
+
+def _others(factors: torch.Tensor) -> list[torch.Tensor]:
+    """For each k, the product of every factor but the k-th: ``factors [r, p, ...]`` -> p tensors
+    ``[r, ...]`` (prefix x suffix products, no division, so zeros are safe)."""
+    p = factors.shape[1]
+    if p == 1:
+        return [torch.ones_like(factors[:, 0])]
+    prefix: list[torch.Tensor | None] = [None]
+    for k in range(p - 1):
+        prefix.append(factors[:, k] if prefix[-1] is None else prefix[-1] * factors[:, k])
+    others, suffix = [], None
+    for k in range(p - 1, -1, -1):
+        parts = [t for t in (prefix[k], suffix) if t is not None]
+        others.append(parts[0] * parts[1] if len(parts) == 2 else parts[0])
+        suffix = factors[:, k] if suffix is None else suffix * factors[:, k]
+    return others[::-1]
+
+
+def row_values(x: torch.Tensor, slots: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Values ``[R, B]`` of element-wise rows, ``Σ_d w_r ⊙ Π_k x[slot_rk]``, from slot embeddings
+    ``x [slots, d, B]`` and kernels ``weights [R, d]`` (the one definition; see :class:`TiledRows`)."""
+    rows, order = slots.shape  # a 2-D gather: index_select on 3-D tensors is many times slower on CPU
+    factors = x.view(x.shape[0], -1).index_select(0, slots.flatten()).view(rows, order, *x.shape[1:])
+    return (factors.prod(1) * weights.unsqueeze(-1)).sum(1)
+
+
+def projected_rows(x: torch.Tensor, slots: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
+    """Values ``[R, B]`` of projected (outer) rows: ``Π_k (u_rk · x[slot_rk])``, projection first.
+
+    The ``R·p`` projections are grouped by slot and padded to the largest group, so all of them
+    come from one batched matrix product ``[S', M, d] @ [S', d, B]`` over the ``S'`` slots in use;
+    then only scalars ``[R, p, B]`` are gathered (``d`` times less than gathering the vectors).
+    Plain autograd: the backward is two batched matrix products and a scatter of scalars.
+    """
+    rows, order = slots.shape
+    flat = slots.flatten()
+    used, group = torch.unique(flat, return_inverse=True)
+    # position of each (row, factor) inside its slot's group: rank among equal slots, by position
+    sorted_group, by_group = torch.sort(group, stable=True)
+    starts = torch.searchsorted(sorted_group, sorted_group, right=False)
+    position = torch.empty_like(flat)
+    position[by_group] = torch.arange(len(flat), device=flat.device) - starts
+    width = int(position.max()) + 1
+    dim = x.shape[1]
+    padded = projections.new_zeros(len(used), width, dim).index_put((group, position), projections.reshape(-1, dim))
+    projected = torch.bmm(padded, x.index_select(0, used))  # [S', M, B]
+    values = projected.view(len(used) * width, -1).index_select(0, group * width + position)
+    return values.view(rows, order, -1).prod(1)
+
+
+class TiledRows(torch.autograd.Function):
+    """:func:`row_values` evaluated tile by tile of rows, with a hand-written backward (eager mode).
+
+    Only ``x`` is kept for backward, which recomputes each tile's gather: the ``[R, p, d, B]``
+    factors never exist whole, so memory stays flat in R and in the order. The loop is over tiles
+    of many rows (``TILE_FLOATS`` gathered numbers each), each tile one batched tensor expression.
+    """
+
+    @staticmethod
+    def _tiles(x: torch.Tensor, rows: int, order: int) -> list[slice]:
+        step = max(1, TILE_FLOATS // max(1, order * x.shape[1] * x.shape[2]))
+        return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
+
+    @staticmethod
+    def _gather(x: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        rows, order = slots.shape  # a 2-D gather: index_select on 3-D tensors is many times slower on CPU
+        return x.view(x.shape[0], -1).index_select(0, slots.flatten()).view(rows, order, *x.shape[1:])
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slots: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, slots, weights)
+        out = x.new_empty(slots.shape[0], x.shape[2])
+        for tile in TiledRows._tiles(x, *slots.shape):
+            out[tile] = row_values(x, slots[tile], weights[tile])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, slots, weights = ctx.saved_tensors
+        grad_x, grad_w = torch.zeros_like(x), torch.zeros_like(weights)
+        for tile in TiledRows._tiles(x, *slots.shape):
+            factors = TiledRows._gather(x, slots[tile])  # [r, p, d, B]
+            r, p, d, b = factors.shape
+            g = grad_out[tile]  # [r, B]
+            weighted = weights[tile].unsqueeze(-1) * g.unsqueeze(1)  # [r, d, B]
+            others = _others(factors)
+            grad_factors = torch.stack([weighted * o for o in others], 1)  # [r, p, d, B]
+            product = others[0] * factors[:, 0]
+            grad_w[tile] = torch.bmm(product, g.unsqueeze(-1)).squeeze(-1)
+            grad_x.view(x.shape[0], -1).index_add_(0, slots[tile].flatten(), grad_factors.reshape(r * p, d * b))
+        return grad_x, None, grad_w

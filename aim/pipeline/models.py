@@ -38,6 +38,7 @@ from aim.search.stages import (
 from aim.search.variants import VARIANTS
 from aim.training.batches import resolve_device
 from aim.training.checkpoint import build_model, load_checkpoint, save_checkpoint
+from aim.training.distributed import is_main
 from aim.training.loop import TrainResult, TrainSettings, train
 from aim.training.metrics import predict, score_metrics
 from aim.training.plots import auc_curve
@@ -73,14 +74,22 @@ def _grda(cfg: GRDAConfig) -> GRDASettings:
     return GRDASettings(lr=cfg.lr, c=cfg.c, mu=cfg.mu)
 
 
+def _compute(params: Params) -> dict:
+    c = params.compute
+    if c.threads:
+        torch.set_num_threads(c.threads)
+    sparse = None if c.sparse_embeddings == "auto" else c.sparse_embeddings
+    return {"sparse_embeddings": sparse, "compile": c.compile, "autocast": c.autocast, "seed": params.seed}
+
+
 def _search_train(params: Params) -> TrainSettings:
     s = params.search
-    return TrainSettings(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.epochs, seed=params.seed)
+    return TrainSettings(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, patience=s.epochs, **_compute(params))
 
 
 def _train(params: Params) -> TrainSettings:
     t = params.train
-    return TrainSettings(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, patience=t.patience, seed=params.seed)
+    return TrainSettings(epochs=t.epochs, batch_size=t.batch_size, lr=t.lr, patience=t.patience, **_compute(params))
 
 
 def _fields(data: PreparedData) -> list[list]:
@@ -102,6 +111,8 @@ def run_search_interaction(params: Params) -> Architecture:
         train=_search_train(params),
     )
     arch, results = search_interaction(data, settings, device)
+    if not is_main():  # under torchrun only rank 0 writes
+        return arch
     folder = _artifacts(params) / "search"
     arch.save(folder / "interaction.json")
     alpha_heatmap(arch, folder / "alpha_heatmap.png")
@@ -130,6 +141,8 @@ def run_search_embed(params: Params) -> Architecture:
         arch, result = search_embed(_data(params), arch, settings, resolve_device(params.device))
     else:
         log.info("variant %s has no embedding dimension search: every field keeps %d", params.search.variant, arch.dim)
+    if not is_main():
+        return arch
     arch.save(folder / "architecture.json")
     alpha_heatmap(arch, folder / "alpha_heatmap.png")
     width_bars(arch, folder / "embedding_widths.png")
@@ -147,8 +160,6 @@ def run_search_embed(params: Params) -> Architecture:
 def _save_model(
     params: Params, name: str, model: torch.nn.Module, config: dict, result: TrainResult, extra: dict | None = None
 ) -> dict:
-    folder = _artifacts(params) / "models" / name
-    save_checkpoint(model, config, folder)
     summary = {
         "model": name,
         **_history(result),
@@ -156,6 +167,10 @@ def _save_model(
         **(extra or {}),
     }
     summary["train_seconds"] = summary.get("search_seconds", 0.0) + result.seconds
+    if not is_main():
+        return summary
+    folder = _artifacts(params) / "models" / name
+    save_checkpoint(model, config, folder)
     _write_json(folder / "train.json", summary)
     auc_curve({name: result.history}, folder / "auc.png")
     return summary
@@ -194,7 +209,8 @@ def run_retrain(params: Params) -> dict:
             "share_kept": {str(p): arch.share_kept(p) for p in range(2, params.search.max_order + 1)},
         },
     )
-    _write_json(params.path(params.metrics) / "retrain.json", {k: v for k, v in summary.items() if k != "history"})
+    if is_main():
+        _write_json(params.path(params.metrics) / "retrain.json", {k: v for k, v in summary.items() if k != "history"})
     return summary
 
 

@@ -28,12 +28,27 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def iterate(
-    split: SplitArrays, batch_size: int, device: torch.device, shuffle: bool = False, seed: int = 0
+    split: SplitArrays,
+    batch_size: int,
+    device: torch.device,
+    shuffle: bool = False,
+    seed: int = 0,
+    shard: tuple[int, int] = (0, 1),
 ) -> Iterator[Batch]:
-    """Yield :class:`Batch` objects; host arrays are pinned and copied asynchronously on GPU."""
+    """Yield :class:`Batch` objects; host arrays are pinned and copied asynchronously on GPU.
+
+    ``shard=(rank, world)`` is the distributed sampler: every rank draws the same global batches
+    (same seeded order) and keeps rows ``rank::world`` of each, so the ranks together see exactly
+    the single-process batches. A global batch too small to give every rank a row is skipped.
+    """
     pin = device.type == "cuda"
     names = list(split.multi_hot)
+    rank, world = shard
     for raw in split.batches(batch_size, shuffle=shuffle, seed=seed):
+        if world > 1:
+            if len(raw["labels"]) < world:
+                continue
+            raw = {key: value[rank::world] for key, value in raw.items()}
 
         def move(array: np.ndarray) -> torch.Tensor:
             tensor = torch.from_numpy(np.require(array, requirements=["C", "W"]))  # copies read-only views
