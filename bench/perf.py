@@ -205,7 +205,8 @@ def markdown(report: dict) -> str:
     """The results as a markdown table plus the acceptance ratios."""
     lines = [
         f"rows: {report['rows']:,} (train {report['train_rows']:,}), {report['machine']['cpus']} CPU threads, "
-        f"device {report['device']}, torch {report['torch']}",
+        f"device {report['device']}, torch {report['torch']}, compile {report['compile']}, "
+        f"load average {report['loadavg_1m']['before']} -> {report['loadavg_1m']['after']}",
         "",
         "| model | train samples/s | epoch s (data / compute) | inference samples/s | params | peak RSS GB |",
         "|---|---:|---:|---:|---:|---:|",
@@ -267,6 +268,7 @@ def main() -> None:
     prepared = prepared_dir(args.rows, args.workdir)
     meta = json.loads((prepared / "meta.json").read_text())
     models: dict = {}
+    load_before = os.getloadavg()[0]
     for kind in args.models.split(","):
         print(f"running {kind} ...", flush=True)
         models.update(run_child(kind, prepared, args.compile))
@@ -289,6 +291,7 @@ def main() -> None:
         "torch": torch.__version__,
         "compile": args.compile,
         "machine": {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()},
+        "loadavg_1m": {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)},
         "models": models,
         "ratios": ratios(models),
     }

@@ -196,7 +196,9 @@ class TiledRows(torch.autograd.Function):
             g = grad_out[tile]  # [r, B]
             weighted = weights[tile].unsqueeze(-1) * g.unsqueeze(1)  # [r, d, B]
             others = _others(factors)
-            grad_factors = torch.stack([weighted * o for o in others], 1)  # [r, p, d, B]
+            grad_factors = torch.empty_like(factors)  # [r, p, d, B], filled in place (no stacking copy)
+            for k, other in enumerate(others):
+                torch.mul(weighted, other, out=grad_factors[:, k])
             product = others[0] * factors[:, 0]
             grad_w[tile] = torch.bmm(product, g.unsqueeze(-1)).squeeze(-1)
             grad_x.view(x.shape[0], -1).index_add_(0, slots[tile].flatten(), grad_factors.reshape(r * p, d * b))
