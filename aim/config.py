@@ -294,7 +294,7 @@ class ComputeConfig(_Strict):
     """How training runs on the hardware (results stay the same up to float tolerance)."""
 
     sparse_embeddings: bool | Literal["auto"] = Field(
-        "auto", description="lazy Adam on sparse embedding gradients; auto = tables of 100k rows or more"
+        "auto", description="lazy Adam on sparse embedding gradients; auto = tables of 50M rows or more"
     )
     compile: bool = Field(False, description="torch.compile the models (needs a C++ compiler on CPU)")
     autocast: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 on CUDA, off on CPU")

@@ -278,8 +278,8 @@ def main() -> None:
         print("running FuxiCTR DeepFM ...", flush=True)
         peer = run_fuxictr(prepared, {"device": device.type}, args.workdir / f"fuxictr_{args.rows}.json")
         models["fuxictr_deepfm"] = {
-            "train": {k: peer["train"][k] for k in ("seconds", "samples_per_s", "data_s", "compute_s")},
-            "inference": {k: peer["inference"][k] for k in ("seconds", "samples_per_s", "data_s", "compute_s")},
+            "train": _region(peer["rows"]["train"], peer["train"]["seconds"], peer["train"]["data_s"]),
+            "inference": _region(peer["rows"]["valid"], peer["inference"]["seconds"], peer["inference"]["data_s"]),
             "parameters": peer["parameters"],
             "peak_rss_gb": round(peer["peak_rss_mb"] / 1024, 2),
             "valid_auc": peer.get("valid_auc"),
