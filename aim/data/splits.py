@@ -1,9 +1,10 @@
 """Train / valid / test assignment: by event time when there is one, else a seeded shuffle.
 
 The assignment is two numpy arrays indexed by the staged ``raw`` table's rowid: ``split``
-(0 train, 1 valid, 2 test, 255 quarantined) and ``pos`` (the row's
-place inside its split), plus the same cut as a row-local SQL rule that DuckDB evaluates as a
-plain filter: no sort and no join on the big table.
+(0 train, 1 valid, 2 test, 255 quarantined) and ``pos`` (the row's place inside its split);
+``rows``, the rowids in output order (train, valid, test, each by ``pos``), which encoding uses
+to gather every column into place; and the same cut as a row-local SQL rule that DuckDB
+evaluates as a plain filter (for statistics on training rows): no sort and no join on the big table.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ class SplitAssignment:
     counts: dict[str, int]
     method: str
     split_sql: str  # row-local SQL giving the split code of a row of ``raw``
-    order_keys: tuple[str, str, str]  # SQL sort keys giving the rows of a split in ``pos`` order
+    rows: np.ndarray  # int64 [usable rows]: rowids of train, valid then test, each in ``pos`` order
+
+    def bounds(self, name: str) -> tuple[int, int]:
+        """Where split ``name`` lies in ``rows`` (start, stop)."""
+        start = 0
+        for split in SPLITS:
+            if split == name:
+                return start, start + self.counts[split]
+            start += self.counts[split]
+        raise KeyError(name)
 
 
 def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
@@ -96,10 +106,11 @@ def assign_splits(
     split[order] = ordered_split
     pos = np.zeros(n, dtype=np.int64)
     counts = {}
+    members = []
     for code, name in enumerate(SPLITS):
-        members = order[ordered_split == code]
-        pos[members] = np.arange(len(members))
-        counts[name] = len(members)
+        members.append(order[ordered_split == code])
+        pos[members[-1]] = np.arange(len(members[-1]))
+        counts[name] = len(members[-1])
     bad_sql = " OR ".join(f"({c.bad_sql})" for c in staged.checks) or "false"
     below = [
         f"({ts_sql} < {t} OR ({ts_sql} = {t} AND ({hash_sql} < CAST({k} AS UBIGINT) "
@@ -107,4 +118,4 @@ def assign_splits(
         for t, k, r in cuts
     ]
     split_sql = f"(CASE WHEN {bad_sql} THEN {QUARANTINED} WHEN {below[0]} THEN 0 WHEN {below[1]} THEN 1 ELSE 2 END)"
-    return SplitAssignment(split, pos, counts, method, split_sql, (ts_sql, hash_sql, "rowid"))
+    return SplitAssignment(split, pos, counts, method, split_sql, np.concatenate(members))

@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from aim.config import Params
 from aim.data.encoding import Vocabulary
@@ -28,13 +30,20 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def write_vocab(con: duckdb.DuckDBPyConnection, vocabs: list[Vocabulary], parquet_path: Path) -> None:
-    """Collect the per-field vocabulary tables into one ``vocab`` table and a parquet copy."""
-    union = " UNION ALL ".join(
-        f"SELECT '{v.field.name}' AS field, '{v.field.kind}' AS kind, token, id, count FROM {v.table}" for v in vocabs
+    """Collect every field's vocabulary into one ``vocab`` table and a parquet copy."""
+    owner = pa.array(np.repeat(np.arange(len(vocabs)), [len(v.tokens) for v in vocabs]))
+    table = pa.table(
+        {
+            "field": pa.array([v.field.name for v in vocabs], type=pa.string()).take(owner),
+            "kind": pa.array([v.field.kind for v in vocabs], type=pa.string()).take(owner),
+            "token": pa.concat_arrays([v.tokens.cast(pa.string()) for v in vocabs]),
+            "id": np.concatenate([np.arange(1, v.size, dtype=np.int32) for v in vocabs]),
+            "count": np.concatenate([v.counts.astype(np.int64) for v in vocabs]),
+        }
     )
-    con.execute(f"CREATE OR REPLACE TABLE vocab AS {union}")
-    for v in vocabs:
-        con.execute(f"DROP TABLE {v.table}")
+    con.register("vocab_arrow", table)
+    con.execute("CREATE OR REPLACE TABLE vocab AS SELECT * FROM vocab_arrow")
+    con.unregister("vocab_arrow")
     con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, id) TO '{parquet_path}' (FORMAT parquet)")
 
 
