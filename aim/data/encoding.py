@@ -141,10 +141,14 @@ def build_vocabulary(
     ``tokens[k]`` is the token of distinct value ``k`` and ``train_counts[k]`` its train count.
     Returns the vocabulary and the id of every distinct value (int32, 0 = OOV).
     """
-    grouped = pc.dictionary_encode(tokens)  # several values can share a token (buckets, null)
-    token_of_value = grouped.indices.to_numpy().astype(np.int64, copy=False)
-    unique = grouped.dictionary
-    counts = np.bincount(token_of_value, weights=train_counts, minlength=len(unique)).astype(np.int64)
+    null_tokens = pc.sum(pc.equal(tokens, NULL_TOKEN)).as_py() or 0
+    token_of_value = None  # text values are their own tokens: only NULL and the literal null token collide
+    unique, counts = tokens, np.asarray(train_counts, dtype=np.int64)
+    if field.kind == "numeric" or null_tokens > 1:  # several values share a token (buckets, null)
+        grouped = pc.dictionary_encode(tokens)
+        token_of_value = grouped.indices.to_numpy().astype(np.int64, copy=False)
+        unique = grouped.dictionary
+        counts = np.bincount(token_of_value, weights=train_counts, minlength=len(unique)).astype(np.int64)
     kept = np.flatnonzero(counts >= max(min_count, 1))
     order = pc.sort_indices(
         pa.table({"count": counts[kept], "token": unique.take(pa.array(kept))}),
@@ -154,4 +158,4 @@ def build_vocabulary(
     token_id = np.zeros(len(unique), dtype=np.int32)
     token_id[ranked] = np.arange(1, len(ranked) + 1, dtype=np.int32)
     vocab = Vocabulary(field, unique.take(pa.array(ranked)), counts[ranked], int(np.count_nonzero(counts)))
-    return vocab, token_id[token_of_value]
+    return vocab, token_id if token_of_value is None else token_id[token_of_value]

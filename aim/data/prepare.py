@@ -28,7 +28,7 @@ import logging
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,7 +56,7 @@ from aim.data.quarantine import create_quarantine_table, quarantine_count, quara
 from aim.data.schema import StagedSource
 from aim.data.sources import q, stage_source
 from aim.data.splits import SPLITS, SplitAssignment, assign_splits
-from aim.data.warehouse import write_vocab, write_warehouse
+from aim.data.warehouse import finish_warehouse, write_vocab, write_warehouse_tables
 from aim.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,11 @@ class SplitStats:
         bucket[name] = bucket.get(name, 0) + int(value)
 
 
+def _threads(params: Params) -> int:
+    """Worker threads (and DuckDB threads): ``data.threads``, 0 meaning every core."""
+    return max(1, params.data.threads or os.cpu_count() or 1)
+
+
 def _spill_dir(build_db: Path) -> Path:
     return build_db.with_name(build_db.name.replace(".tmp-", ".spill-"))
 
@@ -94,8 +99,7 @@ def _spill_dir(build_db: Path) -> Path:
 def _connect(spill: Path, params: Params) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``spill`` past the configured memory limit."""
     con = duckdb.connect()
-    threads = params.data.threads or os.cpu_count() or 1
-    con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET threads = {_threads(params)}")
     con.execute(f"SET memory_limit = '{params.data.duckdb_memory_limit}'")
     con.execute(f"SET temp_directory = '{spill}'")
     # Rows are ordered by content (see splits.py), so load order need not be kept: this lets
@@ -184,25 +188,22 @@ class EncodedField:
     lengths: np.ndarray | None = None  # multi-hot: list length before truncation
 
 
-def _encode_field(con, spec, params: Params, bounds, is_train: np.ndarray, rows: np.ndarray) -> EncodedField:
-    """Dictionary-encode one field's column, build its train vocabulary and map rows to ids.
-
-    Runs on its own DuckDB cursor, so fields can be encoded side by side in threads (DuckDB,
-    Arrow compute and numpy release the GIL).
-    """
+def _encode_column(
+    con, spec, column: pa.ChunkedArray, params: Params, bounds, is_train: np.ndarray, rows: np.ndarray
+) -> EncodedField:
+    """Dictionary-encode one field's column, build its train vocabulary and map rows to ids."""
     data = params.data
-    cur = con.cursor()
+    if spec.kind == "multi_hot":
+        lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
+        codes, distinct = dictionary_codes(pc.list_flatten(column))
+        value_is_train = np.repeat(is_train, lengths)
+    else:
+        codes, distinct = dictionary_codes(column)
+        value_is_train = is_train
+    del column
+    train_counts = np.bincount(codes[value_is_train], minlength=len(distinct))
+    cur = con.cursor()  # its own connection: the main thread is reading the next column meanwhile
     try:
-        column = _column(cur, value_sql(spec), len(is_train))
-        if spec.kind == "multi_hot":
-            lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
-            codes, distinct = dictionary_codes(pc.list_flatten(column))
-            value_is_train = np.repeat(is_train, lengths)
-        else:
-            codes, distinct = dictionary_codes(column)
-            value_is_train = is_train
-        del column
-        train_counts = np.bincount(codes[value_is_train], minlength=len(distinct))
         tokens = distinct_tokens(cur, spec, distinct, data.numeric, bounds)
     finally:
         cur.close()
@@ -217,22 +218,30 @@ def _encode_field(con, spec, params: Params, bounds, is_train: np.ndarray, rows:
 
 
 def _encode(con, staged: StagedSource, params: Params, assignment: SplitAssignment) -> list[EncodedField]:
-    """Encode every field (in parallel threads), in schema order."""
+    """Encode every field, in schema order.
+
+    DuckDB reads one column at a time (each read is itself parallel; two at once thrash its
+    buffer pool once ``raw`` has spilled), while worker threads encode the columns already read
+    (Arrow compute and numpy release the GIL). At most ``threads`` columns wait or are being
+    encoded, which bounds memory.
+    """
     bounds = _quantile_bounds(con, staged, params, assignment.split_sql)
     is_train = assignment.split == 0
-    threads = params.data.threads or os.cpu_count() or 1
-    with ThreadPoolExecutor(max(1, min(threads, len(staged.fields)))) as pool:
-        jobs = [
-            pool.submit(_encode_field, con, spec, params, bounds[i], is_train, assignment.rows)
-            for i, spec in enumerate(staged.fields)
-        ]
-        bar = tqdm(total=len(jobs), desc="encode", unit="field", leave=False)
-        encoded = []
-        for job in jobs:
-            encoded.append(job.result())
-            bar.update()
-        bar.close()
-    return encoded
+    workers = _threads(params)
+    jobs: list[Future] = []
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=len(staged.fields), desc="encode", unit="field", leave=False) as bar,
+    ):
+        for i, spec in enumerate(staged.fields):
+            running = [job for job in jobs if not job.done()]
+            if len(running) >= workers:
+                wait(running, return_when=FIRST_COMPLETED)
+            column = _column(con, value_sql(spec), staged.rows_loaded)
+            jobs.append(pool.submit(_encode_column, con, spec, column, params, bounds[i], is_train, assignment.rows))
+            jobs[-1].add_done_callback(lambda _: bar.update())
+            del column
+        return [job.result() for job in jobs]
 
 
 @dataclass
@@ -338,42 +347,38 @@ def _split_stats(start: int, stop: int, fields: list[EncodedField], base: RowCol
     return stats
 
 
-def _write_splits(
+def _start_writes(
+    pool: ThreadPoolExecutor,
     staged: StagedSource,
     fields: list[EncodedField],
     base: RowColumns,
     assignment: SplitAssignment,
     build_dir: Path,
     params: Params,
-) -> dict[str, SplitStats]:
-    """Arrays and parquet of every split, written side by side in threads; returns split statistics.
+) -> list[Future]:
+    """Queue the arrays and parquet of every split on ``pool`` (files are written side by side).
 
     Every output is written sequentially from the encoded columns (already in output order).
-    The train parquet file is the largest single job, so it starts first.
+    The train parquet file is the largest single job, so it goes first.
     """
     (build_dir / "parquet").mkdir(parents=True, exist_ok=True)
-    threads = params.data.threads or os.cpu_count() or 1
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        jobs = [
-            pool.submit(
-                _write_parquet,
-                build_dir / "parquet" / f"{name}.parquet",
-                *assignment.bounds(name),
-                staged,
-                fields,
-                base,
-                params.data.batch_rows,
-            )
-            for name in SPLITS
-        ]
-        jobs += [
-            pool.submit(_write_arrays, build_dir / "arrays" / name, *assignment.bounds(name), fields, base)
-            for name in SPLITS
-        ]
-        stats = {name: _split_stats(*assignment.bounds(name), fields, base) for name in SPLITS}
-        for job in tqdm(jobs, desc="write", unit="file", leave=False):
-            job.result()
-    return stats
+    jobs = [
+        pool.submit(
+            _write_parquet,
+            build_dir / "parquet" / f"{name}.parquet",
+            *assignment.bounds(name),
+            staged,
+            fields,
+            base,
+            params.data.batch_rows,
+        )
+        for name in SPLITS
+    ]
+    jobs += [
+        pool.submit(_write_arrays, build_dir / "arrays" / name, *assignment.bounds(name), fields, base)
+        for name in SPLITS
+    ]
+    return jobs
 
 
 def _summary(
@@ -471,18 +476,24 @@ def prepare_dataset(params: Params, output_dir: Path, warehouse: Path) -> dict:
         base = _row_columns(con, staged, assignment)
         con.execute("DROP TABLE raw")  # frees DuckDB's memory before the outputs are written
         vocabs = [f.vocab for f in fields]
-        stats = _write_splits(staged, fields, base, assignment, build_dir, params)
-        del fields, base
-        write_quarantine_csv(con, build_dir / QUARANTINE_FILE)
         meta = _meta(params, staged, assignment, vocabs)
-        write_vocab(con, vocabs, build_dir / "vocab.parquet")
+        with ThreadPoolExecutor(_threads(params)) as pool:
+            writes = _start_writes(pool, staged, fields, base, assignment, build_dir, params)
+            # Meanwhile DuckDB writes what needs none of those files (quarantine, vocabulary, warehouse tables).
+            write_quarantine_csv(con, build_dir / QUARANTINE_FILE)
+            write_vocab(con, vocabs, build_dir / "vocab.parquet")
+            write_warehouse_tables(con, build_db, meta)
+            stats = {name: _split_stats(*assignment.bounds(name), fields, base) for name in SPLITS}
+            for job in tqdm(writes, desc="write", unit="file", leave=False):
+                job.result()
+        del fields, base
         summary = _summary(
             meta, stats, vocabs, quarantined, output_dir / QUARANTINE_FILE, time.perf_counter() - started
         )
         (build_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         (build_dir / META_FILE).write_text(json.dumps(meta, indent=2))  # last: marks the folder complete
         publish(build_dir, output_dir)
-        write_warehouse(con, build_db, meta, output_dir, params.path("."))
+        finish_warehouse(con, output_dir, params.path("."))
         con.close()
         publish(build_db, warehouse)
     except BaseException:

@@ -30,7 +30,11 @@ def _relative(path: Path, root: Path) -> str:
 
 
 def write_vocab(con: duckdb.DuckDBPyConnection, vocabs: list[Vocabulary], parquet_path: Path) -> None:
-    """Collect every field's vocabulary into one ``vocab`` table and a parquet copy."""
+    """Collect every field's vocabulary into one ``vocab`` table and a parquet copy.
+
+    Rows go in ordered by (field, id), so neither copy needs a sort (insertion order is kept).
+    """
+    vocabs = sorted(vocabs, key=lambda v: v.field.name)
     owner = pa.array(np.repeat(np.arange(len(vocabs)), [len(v.tokens) for v in vocabs]))
     table = pa.table(
         {
@@ -41,19 +45,29 @@ def write_vocab(con: duckdb.DuckDBPyConnection, vocabs: list[Vocabulary], parque
             "count": np.concatenate([v.counts.astype(np.int64) for v in vocabs]),
         }
     )
+    con.execute("SET preserve_insertion_order = true")
     con.register("vocab_arrow", table)
     con.execute("CREATE OR REPLACE TABLE vocab AS SELECT * FROM vocab_arrow")
     con.unregister("vocab_arrow")
-    con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, id) TO '{parquet_path}' (FORMAT parquet)")
+    con.execute(f"COPY vocab TO '{parquet_path}' (FORMAT parquet)")
 
 
-def write_warehouse(con: duckdb.DuckDBPyConnection, path: Path, meta: dict, prepared_dir: Path, root: Path) -> None:
-    """Write the warehouse file at ``path``: tables plus views over the published parquet."""
-    con.execute(f"SET file_search_path = '{root}'")
+def write_warehouse_tables(con: duckdb.DuckDBPyConnection, path: Path, meta: dict) -> None:
+    """Start the warehouse file at ``path`` (attached as ``wh``): vocab, quarantine and meta tables.
+
+    Needs :func:`write_vocab` first; :func:`finish_warehouse` adds the views and closes the file.
+    """
+    con.execute("SET preserve_insertion_order = true")
     con.execute(f"ATTACH '{path}' AS wh")
-    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab ORDER BY field, id")
+    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab")
     con.execute("CREATE TABLE wh.quarantine AS SELECT * FROM quarantine ORDER BY source_file, line, row_index")
     con.execute("CREATE TABLE wh.meta AS SELECT ? AS meta_json", [json.dumps(meta)])
+    con.execute("CHECKPOINT wh")
+
+
+def finish_warehouse(con: duckdb.DuckDBPyConnection, prepared_dir: Path, root: Path) -> None:
+    """Add views over the published parquet to the attached warehouse and close it."""
+    con.execute(f"SET file_search_path = '{root}'")
     parquet = _relative(prepared_dir, root) + "/parquet"
     for split in SPLITS:
         con.execute(f"CREATE VIEW wh.{split} AS SELECT * FROM read_parquet('{parquet}/{split}.parquet')")
