@@ -112,8 +112,12 @@ def dictionary_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
     encoded = pc.dictionary_encode(values, null_encoding="encode")
     if encoded.num_chunks == 0:
         return np.zeros(0, dtype=np.int32), pa.array([], type=values.type)
+    dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary  # Arrow gives every chunk the final one
+    if any(len(chunk.dictionary) != len(dictionary) for chunk in encoded.chunks):
+        encoded = encoded.unify_dictionaries()  # in case a version gives each chunk its own
+        dictionary = encoded.chunk(0).dictionary
     codes = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks]).astype(np.int32, copy=False)
-    return codes, encoded.chunk(0).dictionary
+    return codes, dictionary
 
 
 def distinct_tokens(

@@ -1,18 +1,20 @@
 """The prepare step: stage a source, split it, build vocabularies, write model-ready data.
 
-How it stays fast and memory-bounded, with no Python object per row and no join or sort in SQL:
+How it stays fast and memory-bounded, with no Python object per row and no join in SQL:
 
 1. The source is parsed once by DuckDB's parallel reader into table ``raw`` (it spills to disk
    past ``data.duckdb_memory_limit``); malformed lines go to the quarantine table.
-2. The split is computed in numpy from a content key per row (:mod:`aim.data.splits`), giving
-   ``rows``, the rowids of train, valid and test in output order.
-3. Each field is encoded on its own (fields run side by side in threads; DuckDB, Arrow and numpy
-   release the GIL): its column is read from ``raw`` in rowid order as Arrow, dictionary-encoded,
-   counted on training rows with ``np.bincount``, turned into a vocabulary and an id per distinct
-   value, mapped to ids and gathered into output order (:mod:`aim.data.encoding`). Only the ids
-   are kept, in the narrowest integer type, so ``raw`` is dropped before anything is written.
-4. Arrays and parquet of every split are then written sequentially from those columns, files
-   side by side in threads.
+2. The split (:mod:`aim.data.splits`): DuckDB sorts the rows' content keys; numpy cuts them into
+   train, valid and test and keeps ``rows``, the rowids of the three splits in output order.
+3. From here on ``raw`` is only read, one column at a time in rowid order, so DuckDB's buffer
+   pool shrinks to 512 MiB (the rest of ``raw`` waits in the spill folder) and the memory goes to
+   the encoded columns. While DuckDB reads the next column, worker threads encode the ones read
+   (Arrow compute and numpy release the GIL): dictionary-encode, count on training rows with
+   ``np.bincount``, build the vocabulary and an id per distinct value, map rows to ids and
+   gather them into output order (:mod:`aim.data.encoding`). Only the ids are kept, in the
+   narrowest integer type, and ``raw`` is dropped.
+4. Arrays and parquet of every split are written sequentially from those columns, files side by
+   side in threads, while DuckDB writes the vocabulary, the quarantine and the warehouse tables.
 
 Everything is built in temp locations and published atomically at the end (see
 :mod:`aim.data.atomic`): the warehouse file, and the prepared folder with ``meta.json``,
@@ -26,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -68,7 +71,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class SplitStats:
-    """Counts gathered while encoding one split."""
+    """Rows, positives and OOV counts of one split (for ``summary.json``)."""
 
     n_single: int
     rows: int = 0
@@ -85,6 +88,31 @@ class SplitStats:
         """Accumulate a per-multi-hot-field counter."""
         bucket = getattr(self, counter)
         bucket[name] = bucket.get(name, 0) + int(value)
+
+
+_READ_MEMORY = 512 * 2**20  # DuckDB's memory limit once raw is only read column by column
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _size_bytes(text: str) -> int | None:
+    """Bytes of a DuckDB size such as '2GB' or '512 MiB' (None if it is not one)."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _read_memory_limit(con: duckdb.DuckDBPyConnection, params: Params) -> None:
+    """Shrink DuckDB's buffer pool to ``_READ_MEMORY`` (if the configured limit is larger).
+
+    Once staged and split, raw is only streamed out one column at a time, which needs little
+    memory: blocks past the smaller limit wait in the spill folder, and the memory goes to the
+    encoded columns instead (at 10M rows this is what keeps prepare's peak under 4 GB).
+    """
+    configured = _size_bytes(params.data.duckdb_memory_limit)
+    if configured is not None and configured > _READ_MEMORY:
+        con.execute(f"SET memory_limit = '{_READ_MEMORY // 2**20}MiB'")
 
 
 def _threads(params: Params) -> int:
@@ -209,12 +237,13 @@ def _encode_column(
         cur.close()
     vocab, value_id = build_vocabulary(spec, tokens, train_counts, data.min_count)
     if spec.kind != "multi_hot":
-        return EncodedField(vocab, value_id.astype(id_dtype(vocab.size))[codes][rows])
+        ids = np.take(value_id.astype(id_dtype(vocab.size)), codes)  # a lookup in a small table
+        return EncodedField(vocab, np.take(ids, rows))  # the one random gather: rows into output order
     longest = int(lengths[is_train].max(initial=1))
     vocab.max_len = max(1, min(longest, data.multi_hot_max_len))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    ids, mask, _ = pad_lists(offsets, value_id[codes], vocab.max_len)
-    return EncodedField(vocab, ids[rows], mask[rows], lengths[rows])
+    ids, mask, _ = pad_lists(offsets, np.take(value_id, codes), vocab.max_len)
+    return EncodedField(vocab, np.take(ids, rows, axis=0), np.take(mask, rows, axis=0), np.take(lengths, rows))
 
 
 def _encode(con, staged: StagedSource, params: Params, assignment: SplitAssignment) -> list[EncodedField]:
@@ -237,6 +266,9 @@ def _encode(con, staged: StagedSource, params: Params, assignment: SplitAssignme
             running = [job for job in jobs if not job.done()]
             if len(running) >= workers:
                 wait(running, return_when=FIRST_COMPLETED)
+            for job in jobs:
+                if job.done():
+                    job.result()  # a failed field stops the run now, not after every column is read
             column = _column(con, value_sql(spec), staged.rows_loaded)
             jobs.append(pool.submit(_encode_column, con, spec, column, params, bounds[i], is_train, assignment.rows))
             jobs[-1].add_done_callback(lambda _: bar.update())
@@ -470,10 +502,11 @@ def prepare_dataset(params: Params, output_dir: Path, warehouse: Path) -> dict:
         quarantined = _check_quarantine_share(con, staged, params, fallback)
         assignment = assign_splits(con, staged, params.data.split, params.seed, bad)
         log.info("split (%s): %s", assignment.method, assignment.counts)
-        # From here on raw is only read, in rowid order (encoding gathers rows by rowid).
+        # From here on raw is only read, a column at a time in rowid order (encoding gathers rows by rowid).
         con.execute("SET preserve_insertion_order = true")
-        fields = _encode(con, staged, params, assignment)
+        _read_memory_limit(con, params)
         base = _row_columns(con, staged, assignment)
+        fields = _encode(con, staged, params, assignment)
         con.execute("DROP TABLE raw")  # frees DuckDB's memory before the outputs are written
         vocabs = [f.vocab for f in fields]
         meta = _meta(params, staged, assignment, vocabs)
