@@ -59,7 +59,7 @@ from aim.data.quarantine import create_quarantine_table, quarantine_count, quara
 from aim.data.schema import StagedSource
 from aim.data.sources import q, stage_source
 from aim.data.splits import SPLITS, SplitAssignment, assign_splits
-from aim.data.warehouse import finish_warehouse, write_vocab, write_warehouse_tables
+from aim.data.warehouse import finish_warehouse, vocab_table, write_warehouse_tables
 from aim.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -512,10 +512,11 @@ def prepare_dataset(params: Params, output_dir: Path, warehouse: Path) -> dict:
         meta = _meta(params, staged, assignment, vocabs)
         with ThreadPoolExecutor(_threads(params)) as pool:
             writes = _start_writes(pool, staged, fields, base, assignment, build_dir, params)
-            # Meanwhile DuckDB writes what needs none of those files (quarantine, vocabulary, warehouse tables).
+            # Meanwhile: what needs none of those files (quarantine CSV, vocab.parquet, warehouse tables).
             write_quarantine_csv(con, build_dir / QUARANTINE_FILE)
-            write_vocab(con, vocabs, build_dir / "vocab.parquet")
-            write_warehouse_tables(con, build_db, meta)
+            vocab = vocab_table(vocabs)
+            pq.write_table(vocab, build_dir / "vocab.parquet")
+            write_warehouse_tables(con, build_db, meta, vocab)
             stats = {name: _split_stats(*assignment.bounds(name), fields, base) for name in SPLITS}
             for job in tqdm(writes, desc="write", unit="file", leave=False):
                 job.result()

@@ -29,37 +29,42 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve())
 
 
-def write_vocab(con: duckdb.DuckDBPyConnection, vocabs: list[Vocabulary], parquet_path: Path) -> None:
-    """Collect every field's vocabulary into one ``vocab`` table and a parquet copy.
+VOCAB_SCHEMA = pa.schema(
+    [
+        pa.field("field", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("token", pa.string(), nullable=False),
+        pa.field("id", pa.int32(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ]
+)
 
-    Rows go in ordered by (field, id), so neither copy needs a sort (insertion order is kept).
-    """
+
+def vocab_table(vocabs: list[Vocabulary]) -> pa.Table:
+    """Every field's vocabulary as one table, in (field, id) order: field, kind, token, id, train count."""
     vocabs = sorted(vocabs, key=lambda v: v.field.name)
     owner = pa.array(np.repeat(np.arange(len(vocabs)), [len(v.tokens) for v in vocabs]))
-    table = pa.table(
-        {
-            "field": pa.array([v.field.name for v in vocabs], type=pa.string()).take(owner),
-            "kind": pa.array([v.field.kind for v in vocabs], type=pa.string()).take(owner),
-            "token": pa.concat_arrays([v.tokens.cast(pa.string()) for v in vocabs]),
-            "id": np.concatenate([np.arange(1, v.size, dtype=np.int32) for v in vocabs]),
-            "count": np.concatenate([v.counts.astype(np.int64) for v in vocabs]),
-        }
-    )
-    con.execute("SET preserve_insertion_order = true")
-    con.register("vocab_arrow", table)
-    con.execute("CREATE OR REPLACE TABLE vocab AS SELECT * FROM vocab_arrow")
-    con.unregister("vocab_arrow")
-    con.execute(f"COPY vocab TO '{parquet_path}' (FORMAT parquet)")
+    columns = [
+        pa.array([v.field.name for v in vocabs], type=pa.string()).take(owner),
+        pa.array([v.field.kind for v in vocabs], type=pa.string()).take(owner),
+        pa.concat_arrays([v.tokens.cast(pa.string()) for v in vocabs]),
+        pa.array(np.concatenate([np.arange(1, v.size, dtype=np.int32) for v in vocabs])),
+        pa.array(np.concatenate([v.counts.astype(np.int64) for v in vocabs])),
+    ]
+    return pa.Table.from_arrays(columns, schema=VOCAB_SCHEMA)
 
 
-def write_warehouse_tables(con: duckdb.DuckDBPyConnection, path: Path, meta: dict) -> None:
+def write_warehouse_tables(con: duckdb.DuckDBPyConnection, path: Path, meta: dict, vocab: pa.Table) -> None:
     """Start the warehouse file at ``path`` (attached as ``wh``): vocab, quarantine and meta tables.
 
-    Needs :func:`write_vocab` first; :func:`finish_warehouse` adds the views and closes the file.
+    ``vocab`` comes in (field, id) order and keeps it (no sort); :func:`finish_warehouse` adds
+    the views and closes the file.
     """
     con.execute("SET preserve_insertion_order = true")
     con.execute(f"ATTACH '{path}' AS wh")
-    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab")
+    con.register("vocab_arrow", vocab)
+    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab_arrow")
+    con.unregister("vocab_arrow")
     con.execute("CREATE TABLE wh.quarantine AS SELECT * FROM quarantine ORDER BY source_file, line, row_index")
     con.execute("CREATE TABLE wh.meta AS SELECT ? AS meta_json", [json.dumps(meta)])
     con.execute("CHECKPOINT wh")
