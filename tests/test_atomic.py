@@ -59,3 +59,19 @@ def test_kill_mid_write_then_rerun(tmp_path, make_params):
     assert PreparedData(out).meta["data_version"] != before
     leftovers = [p.name for p in out.parent.iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_clean_stale_removes_dead_runs_files_with_suffixes(tmp_path):
+    from aim.data.atomic import clean_stale
+
+    target = tmp_path / "warehouse.duckdb"
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    for name in (
+        f".warehouse.duckdb.tmp-{dead}",
+        f".warehouse.duckdb.tmp-{dead}.wal",
+        f".warehouse.duckdb.tmp-{os.getpid()}",
+    ):
+        (tmp_path / name).write_text("x")
+    (tmp_path / f".warehouse.duckdb.spill-{dead}").mkdir()
+    clean_stale(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # this process's own leftovers go too

@@ -80,3 +80,14 @@ def test_numeric_fields_are_bucketed_into_categories(tmp_path, make_params):
     summary = run_prepare(params)
     assert summary["fields"]["price"]["kind"] == "numeric"
     assert set(_vocab(params)["token"]) == {"q0", "q1", "q2", "q3"}
+
+
+def test_missing_values_and_the_literal_null_token_share_one_id(tmp_path, make_params):
+    colors = ["red"] * 50 + [""] * 20 + ["__null__"] * 10 + ["red"] * 20  # train: the first 80; "" is NULL
+    _timed_table(tmp_path, colors)
+    table = {"path": "t.csv", "label": {"column": "click"}, "categorical": ["color"], "timestamp": {"column": "ts"}}
+    params = make_params({"source": "table", "table": table, "min_count": 1})
+    summary = run_prepare(params)
+    vocab = _vocab(params).set_index("token")
+    assert vocab.loc["__null__", "count"] == 30 and vocab.loc["__null__", "id"] == 2  # after "red" (50)
+    assert summary["fields"]["color"]["cardinality"] == 2

@@ -9,8 +9,12 @@ target; :func:`clean_stale` removes temp leftovers of dead runs.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
+
+# ``.<name>.<kind>-<pid>`` plus any suffix a tool adds beside it (DuckDB's ``.wal``)
+_LEFTOVER_PID = re.compile(r"-(\d+)(\.[A-Za-z]+)?$")
 
 
 def temp_path(target: Path) -> Path:
@@ -32,10 +36,10 @@ def clean_stale(target: Path) -> list[Path]:
     """Remove temp and aside copies of ``target`` left by runs that no longer live."""
     removed = []
     for leftover in target.parent.glob(f".{target.name}.*-*"):
-        try:
-            pid = int(leftover.name.rsplit("-", 1)[1])
-        except ValueError:
+        match = _LEFTOVER_PID.search(leftover.name)
+        if match is None:
             continue
+        pid = int(match.group(1))
         if pid != os.getpid() and _pid_alive(pid):
             continue
         if leftover.is_dir():

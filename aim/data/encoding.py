@@ -1,10 +1,21 @@
-"""From raw values to ids: tokens in SQL, vocabularies built on the training split only.
+"""From raw values to ids: vocabularies built on the training split only.
 
 Every field's id 0 is its out-of-vocabulary id: values seen fewer than ``min_count`` times in
 train, and values never seen in train, map there. Known values get ids 1..V in order of
 descending train frequency (ties by token), so the vocabulary is deterministic.
 Numeric fields become tokens first: ``log_square`` (v > 2 -> floor(ln(v)^2), else the value
 itself, as the Criteo competition winners did) or ``quantile`` buckets fitted on train.
+
+How a field is encoded, with no Python object per row and no join:
+
+1. DuckDB hands the field's column over in row order as Arrow (:func:`value_sql`): the value
+   (text or double) of a single-valued field, the list of tokens of a multi-hot one.
+2. Arrow dictionary-encodes it: each row (each list element) gets the code of its distinct value.
+3. Each *distinct value* gets its token (:func:`token_sql`: the text, the null token, or the
+   numeric bucket), computed by DuckDB on the dictionary only; values with one token merge.
+4. :func:`build_vocabulary`: train counts are one ``np.bincount`` of the training rows' codes;
+   the vocabulary keeps tokens seen ``min_count`` times, sorted by (count desc, token), and a
+   remap array gives each distinct value its id, so ``ids = remap[codes]``.
 """
 
 from __future__ import annotations
@@ -12,6 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from aim.config import NumericConfig
 from aim.data.schema import NULL_TOKEN, FieldSpec
@@ -19,13 +33,27 @@ from aim.data.schema import NULL_TOKEN, FieldSpec
 
 @dataclass
 class Vocabulary:
-    """A field's vocabulary summary; the tokens live in warehouse table ``table``."""
+    """A field's vocabulary: the token and train count of ids 1..V (id 0 is OOV)."""
 
     field: FieldSpec
-    table: str  # columns: token, id, count, key (= hash(token), the join key)
-    size: int  # ids including OOV id 0
+    tokens: pa.Array  # string, token of id k at position k - 1
+    counts: np.ndarray  # int64, train count of each token
     cardinality: int  # distinct train values before the min_count cut
     max_len: int = 1  # multi-hot: padded list length
+
+    @property
+    def size(self) -> int:
+        """Number of ids including OOV id 0."""
+        return len(self.tokens) + 1
+
+
+def id_dtype(size: int) -> np.dtype:
+    """The narrowest unsigned dtype holding ids 0..size-1 (int32 past 16 bits, as the arrays store)."""
+    if size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32)
 
 
 def log_square_sql(value_sql: str) -> str:
@@ -54,72 +82,84 @@ def quantile_bounds(con: duckdb.DuckDBPyConnection, field: FieldSpec, buckets: i
     return sorted({float(b) for b in bounds or [] if b is not None})
 
 
-def token_sql(field: FieldSpec, numeric: NumericConfig, bounds: list[float] | None = None) -> str:
-    """SQL giving the field's token (single fields) or list of tokens (multi-hot)."""
+def value_sql(field: FieldSpec) -> str:
+    """SQL over ``raw`` giving what is dictionary-encoded per row: a value, or a list of tokens."""
     if field.kind == "categorical":
-        return f"COALESCE(CAST({field.expr} AS VARCHAR), '{NULL_TOKEN}')"
+        return f"CAST({field.expr} AS VARCHAR)"
     if field.kind == "numeric":
-        if numeric.bucketing == "quantile":
-            return quantile_sql(field.expr, bounds or [])
-        return log_square_sql(field.expr)
+        return f"CAST({field.expr} AS DOUBLE)"
     text = f"trim(CAST({field.expr} AS VARCHAR))"
     sep = field.separator.replace("'", "''")
     return f"CASE WHEN {text} IS NULL OR {text} = '' THEN ['{NULL_TOKEN}'] ELSE string_split({text}, '{sep}') END"
 
 
-def count_train_tokens(
-    con: duckdb.DuckDBPyConnection, fields: list[FieldSpec], tokens: list[str], train_rows: str
-) -> None:
-    """Count every field's tokens on ``train_rows`` into temp table ``token_counts``.
+def token_sql(field: FieldSpec, numeric: NumericConfig, bounds: list[float] | None = None, column: str = "v") -> str:
+    """SQL giving the token of one distinct value ``column`` (from :func:`value_sql`) of a field.
 
-    Single-valued fields are counted in one scan with GROUPING SETS (one hash table per field,
-    the split rule evaluated once per row); multi-hot fields are unnested one by one.
+    Multi-hot list elements are tokens already.
     """
-    con.execute("CREATE OR REPLACE TEMP TABLE token_counts (field INTEGER, token VARCHAR, cnt BIGINT)")
-    single = [i for i, f in enumerate(fields) if f.kind != "multi_hot"]
-    if single:
-        cols = [f"t{i}" for i in single]
-        which = " ".join(f"WHEN GROUPING(t{i}) = 0 THEN {i}" for i in single)
-        con.execute(
-            f"""INSERT INTO token_counts
-                SELECT CASE {which} END, COALESCE({", ".join(cols)}), count(*)
-                FROM (SELECT {", ".join(f"{tokens[i]} AS t{i}" for i in single)} FROM {train_rows})
-                GROUP BY GROUPING SETS ({", ".join(f"({c})" for c in cols)})"""
-        )
-    for i, spec in enumerate(fields):
-        if spec.kind == "multi_hot":
-            con.execute(
-                f"""INSERT INTO token_counts SELECT {i}, token, count(*)
-                    FROM (SELECT unnest({tokens[i]}) AS token FROM {train_rows}) GROUP BY token"""
-            )
+    if field.kind == "categorical":
+        return f"COALESCE({column}, '{NULL_TOKEN}')"
+    if field.kind == "numeric":
+        if numeric.bucketing == "quantile":
+            return quantile_sql(column, bounds or [])
+        return log_square_sql(column)
+    return column
+
+
+def dictionary_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
+    """Dictionary-encode a column: (int32 code per element, the distinct values; null is one of them)."""
+    encoded = pc.dictionary_encode(values, null_encoding="encode")
+    if encoded.num_chunks == 0:
+        return np.zeros(0, dtype=np.int32), pa.array([], type=values.type)
+    dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary  # Arrow gives every chunk the final one
+    if any(len(chunk.dictionary) != len(dictionary) for chunk in encoded.chunks):
+        encoded = encoded.unify_dictionaries()  # in case a version gives each chunk its own
+        dictionary = encoded.chunk(0).dictionary
+    codes = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks]).astype(np.int32, copy=False)
+    return codes, dictionary
+
+
+def distinct_tokens(
+    con: duckdb.DuckDBPyConnection,
+    field: FieldSpec,
+    distinct: pa.Array,
+    numeric: NumericConfig,
+    bounds: list[float] | None = None,
+) -> pa.Array:
+    """The token of each distinct value, in the same order (DuckDB evaluates :func:`token_sql`)."""
+    if field.kind == "multi_hot":
+        return distinct
+    relation = con.from_arrow(pa.table({"v": distinct})).project(f"{token_sql(field, numeric, bounds)} AS token")
+    tokens = relation.to_arrow_table().column("token")
+    if len(tokens) != len(distinct):  # a bug, not bad data
+        raise RuntimeError(f"field {field.name}: {len(tokens)} tokens for {len(distinct)} values")
+    return tokens.combine_chunks() if len(tokens) else pa.array([], type=pa.string())
 
 
 def build_vocabulary(
-    con: duckdb.DuckDBPyConnection,
-    index: int,
-    field: FieldSpec,
-    tokens: str,
-    min_count: int,
-    max_len_cap: int,
-    train_rows: str,
-) -> Vocabulary:
-    """Keep the field's train tokens seen ``min_count`` times or more (ids from 1, by frequency).
+    field: FieldSpec, tokens: pa.Array, train_counts: np.ndarray, min_count: int
+) -> tuple[Vocabulary, np.ndarray]:
+    """Keep the tokens seen ``min_count`` times or more in train (ids from 1, by frequency).
 
-    Needs ``token_counts`` from :func:`count_train_tokens`. Rows are later matched to ids on
-    ``key = hash(token)``: an integer join is faster than a string one, and a 64-bit collision
-    between two tokens of one field is vanishingly rare.
+    ``tokens[k]`` is the token of distinct value ``k`` and ``train_counts[k]`` its train count.
+    Returns the vocabulary and the id of every distinct value (int32, 0 = OOV).
     """
-    table = f"vocab_{index}"
-    con.execute(
-        f"""CREATE OR REPLACE TABLE {table} AS
-            SELECT token, CAST(row_number() OVER (ORDER BY cnt DESC, token) AS INTEGER) AS id,
-                   cnt AS count, hash(token) AS key
-            FROM token_counts WHERE field = {index} AND cnt >= {int(min_count)}"""
-    )
-    (cardinality,) = con.execute(f"SELECT count(*) FROM token_counts WHERE field = {index}").fetchall()[0]
-    (kept,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
-    max_len = 1
-    if field.kind == "multi_hot":
-        (longest,) = con.execute(f"SELECT max(len({tokens})) FROM {train_rows}").fetchall()[0]
-        max_len = max(1, min(int(longest or 1), max_len_cap))
-    return Vocabulary(field, table, int(kept) + 1, int(cardinality), max_len)
+    null_tokens = pc.sum(pc.equal(tokens, NULL_TOKEN)).as_py() or 0
+    token_of_value = None  # text values are their own tokens: only NULL and the literal null token collide
+    unique, counts = tokens, np.asarray(train_counts, dtype=np.int64)
+    if field.kind == "numeric" or null_tokens > 1:  # several values share a token (buckets, null)
+        grouped = pc.dictionary_encode(tokens)
+        token_of_value = grouped.indices.to_numpy().astype(np.int64, copy=False)
+        unique = grouped.dictionary
+        counts = np.bincount(token_of_value, weights=train_counts, minlength=len(unique)).astype(np.int64)
+    kept = np.flatnonzero(counts >= max(min_count, 1))
+    order = pc.sort_indices(
+        pa.table({"count": counts[kept], "token": unique.take(pa.array(kept))}),
+        sort_keys=[("count", "descending"), ("token", "ascending")],
+    ).to_numpy()
+    ranked = kept[order]
+    token_id = np.zeros(len(unique), dtype=np.int32)
+    token_id[ranked] = np.arange(1, len(ranked) + 1, dtype=np.int32)
+    vocab = Vocabulary(field, unique.take(pa.array(ranked)), counts[ranked], int(np.count_nonzero(counts)))
+    return vocab, token_id if token_of_value is None else token_id[token_of_value]

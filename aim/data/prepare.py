@@ -1,9 +1,20 @@
 """The prepare step: stage a source, split it, build vocabularies, write model-ready data.
 
-How it stays fast and memory-bounded: the source is parsed once by DuckDB's parallel reader
-into an in-memory table that spills to disk past ``data.duckdb_memory_limit``; vocabularies are
-DuckDB aggregations over the training rows; encoding is one streamed query whose Arrow batches
-are scattered into memory-mapped arrays and parquet. No Python object per row ever exists.
+How it stays fast and memory-bounded, with no Python object per row and no join in SQL:
+
+1. The source is parsed once by DuckDB's parallel reader into table ``raw`` (it spills to disk
+   past ``data.duckdb_memory_limit``); malformed lines go to the quarantine table.
+2. The split (:mod:`aim.data.splits`): DuckDB sorts the rows' content keys; numpy cuts them into
+   train, valid and test and keeps ``rows``, the rowids of the three splits in output order.
+3. From here on ``raw`` is only read, one column at a time in rowid order, so DuckDB's buffer
+   pool shrinks to 512 MiB (the rest of ``raw`` waits in the spill folder) and the memory goes to
+   the encoded columns. While DuckDB reads the next column, worker threads encode the ones read
+   (Arrow compute and numpy release the GIL): dictionary-encode, count on training rows with
+   ``np.bincount``, build the vocabulary and an id per distinct value, map rows to ids and
+   gather them into output order (:mod:`aim.data.encoding`). Only the ids are kept, in the
+   narrowest integer type, and ``raw`` is dropped.
+4. Arrays and parquet of every split are written sequentially from those columns, files side by
+   side in threads, while DuckDB writes the vocabulary, the quarantine and the warehouse tables.
 
 Everything is built in temp locations and published atomically at the end (see
 :mod:`aim.data.atomic`): the warehouse file, and the prepared folder with ``meta.json``,
@@ -17,8 +28,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +46,20 @@ from tqdm.auto import tqdm
 from aim.config import Params
 from aim.data.arrays import META_FILE, SplitWriter, pad_lists
 from aim.data.atomic import clean_stale, publish, temp_path
-from aim.data.encoding import Vocabulary, build_vocabulary, count_train_tokens, quantile_bounds, token_sql
+from aim.data.encoding import (
+    Vocabulary,
+    build_vocabulary,
+    dictionary_codes,
+    distinct_tokens,
+    id_dtype,
+    quantile_bounds,
+    value_sql,
+)
 from aim.data.quarantine import create_quarantine_table, quarantine_count, quarantine_rows, write_quarantine_csv
 from aim.data.schema import StagedSource
 from aim.data.sources import q, stage_source
 from aim.data.splits import SPLITS, SplitAssignment, assign_splits
-from aim.data.warehouse import write_vocab, write_warehouse
+from aim.data.warehouse import finish_warehouse, vocab_table, write_warehouse_tables
 from aim.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -50,7 +71,7 @@ FORMAT_VERSION = 1
 
 @dataclass
 class SplitStats:
-    """Counts gathered while encoding one split."""
+    """Rows, positives and OOV counts of one split (for ``summary.json``)."""
 
     n_single: int
     rows: int = 0
@@ -69,6 +90,36 @@ class SplitStats:
         bucket[name] = bucket.get(name, 0) + int(value)
 
 
+_READ_MEMORY = 512 * 2**20  # DuckDB's memory limit once raw is only read column by column
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def _size_bytes(text: str) -> int | None:
+    """Bytes of a DuckDB size such as '2GB' or '512 MiB' (None if it is not one)."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _read_memory_limit(con: duckdb.DuckDBPyConnection, params: Params) -> None:
+    """Shrink DuckDB's buffer pool to ``_READ_MEMORY`` (if the configured limit is larger).
+
+    Once staged and split, raw is only streamed out one column at a time, which needs little
+    memory: blocks past the smaller limit wait in the spill folder, and the memory goes to the
+    encoded columns instead (at 10M rows this is what keeps prepare's peak under 4 GB).
+    """
+    configured = _size_bytes(params.data.duckdb_memory_limit)
+    if configured is not None and configured > _READ_MEMORY:
+        con.execute(f"SET memory_limit = '{_READ_MEMORY // 2**20}MiB'")
+
+
+def _threads(params: Params) -> int:
+    """Worker threads (and DuckDB threads): ``data.threads``, 0 meaning every core."""
+    return max(1, params.data.threads or os.cpu_count() or 1)
+
+
 def _spill_dir(build_db: Path) -> Path:
     return build_db.with_name(build_db.name.replace(".tmp-", ".spill-"))
 
@@ -76,8 +127,7 @@ def _spill_dir(build_db: Path) -> Path:
 def _connect(spill: Path, params: Params) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``spill`` past the configured memory limit."""
     con = duckdb.connect()
-    threads = params.data.threads or os.cpu_count() or 1
-    con.execute(f"SET threads = {int(threads)}")
+    con.execute(f"SET threads = {_threads(params)}")
     con.execute(f"SET memory_limit = '{params.data.duckdb_memory_limit}'")
     con.execute(f"SET temp_directory = '{spill}'")
     # Rows are ordered by content (see splits.py), so load order need not be kept: this lets
@@ -137,141 +187,230 @@ def _check_quarantine_share(con, staged: StagedSource, params: Params, fallback_
     return quarantined
 
 
-def _vocabularies(con, staged: StagedSource, params: Params, split_sql: str) -> tuple[list[Vocabulary], list[str]]:
-    """Token SQL and train vocabulary of every field."""
+def _quantile_bounds(con, staged: StagedSource, params: Params, split_sql: str) -> list[list[float] | None]:
+    """Train quantile bounds of each numeric field under quantile bucketing (else None)."""
+    numeric = params.data.numeric
+    return [
+        quantile_bounds(con, spec, numeric.quantile_buckets, f"raw WHERE {split_sql} = 0")
+        if spec.kind == "numeric" and numeric.bucketing == "quantile"
+        else None
+        for spec in staged.fields
+    ]
+
+
+def _column(con: duckdb.DuckDBPyConnection, sql: str, rows: int) -> pa.ChunkedArray:
+    """One column of ``raw`` in rowid order, as Arrow."""
+    column = con.sql(f"SELECT {sql} AS v FROM raw").to_arrow_table().column("v")
+    if len(column) != rows:  # a bug, not bad data
+        raise RuntimeError(f"read {len(column)} rows of raw, expected {rows}")
+    return column
+
+
+@dataclass
+class EncodedField:
+    """A field's vocabulary and ids of every usable row, in output order (``SplitAssignment.rows``)."""
+
+    vocab: Vocabulary
+    ids: np.ndarray  # single: [n] narrowest dtype; multi-hot: int32 [n, max_len]
+    mask: np.ndarray | None = None  # multi-hot: uint8 [n, max_len]
+    lengths: np.ndarray | None = None  # multi-hot: list length before truncation
+
+
+def _encode_column(
+    con, spec, column: pa.ChunkedArray, params: Params, bounds, is_train: np.ndarray, rows: np.ndarray
+) -> EncodedField:
+    """Dictionary-encode one field's column, build its train vocabulary and map rows to ids."""
     data = params.data
-    train_rows = f"raw WHERE {split_sql} = 0"
-    tokens = []
-    for spec in staged.fields:
-        bounds = None
-        if spec.kind == "numeric" and data.numeric.bucketing == "quantile":
-            bounds = quantile_bounds(con, spec, data.numeric.quantile_buckets, train_rows)
-        tokens.append(token_sql(spec, data.numeric, bounds))
-    count_train_tokens(con, staged.fields, tokens, train_rows)
-    vocabs = [
-        build_vocabulary(con, i, spec, tokens[i], data.min_count, data.multi_hot_max_len, train_rows)
-        for i, spec in enumerate(tqdm(staged.fields, desc="vocabularies", unit="field", leave=False))
-    ]
-    con.execute("DROP TABLE token_counts")
-    return vocabs, tokens
+    if spec.kind == "multi_hot":
+        lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
+        codes, distinct = dictionary_codes(pc.list_flatten(column))
+        value_is_train = np.repeat(is_train, lengths)
+    else:
+        codes, distinct = dictionary_codes(column)
+        value_is_train = is_train
+    del column
+    train_counts = np.bincount(codes[value_is_train], minlength=len(distinct))
+    cur = con.cursor()  # its own connection: the main thread is reading the next column meanwhile
+    try:
+        tokens = distinct_tokens(cur, spec, distinct, data.numeric, bounds)
+    finally:
+        cur.close()
+    vocab, value_id = build_vocabulary(spec, tokens, train_counts, data.min_count)
+    if spec.kind != "multi_hot":
+        ids = np.take(value_id.astype(id_dtype(vocab.size)), codes)  # a lookup in a small table
+        return EncodedField(vocab, np.take(ids, rows))  # the one random gather: rows into output order
+    longest = int(lengths[is_train].max(initial=1))
+    vocab.max_len = max(1, min(longest, data.multi_hot_max_len))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    ids, mask, _ = pad_lists(offsets, np.take(value_id, codes), vocab.max_len)
+    return EncodedField(vocab, np.take(ids, rows, axis=0), np.take(mask, rows, axis=0), np.take(lengths, rows))
 
 
-def _encode_sql(staged: StagedSource, vocabs: list[Vocabulary], tokens: list[str], assignment: SplitAssignment) -> str:
-    """One query giving rowid, label, time, entity values and the id of every field.
+def _encode(con, staged: StagedSource, params: Params, assignment: SplitAssignment) -> list[EncodedField]:
+    """Encode every field, in schema order.
 
-    Rows come out ordered by split and, inside a split, by position (``SplitAssignment.order_keys``),
-    so arrays and parquet are written sequentially and are the same on every run.
+    DuckDB reads one column at a time (each read is itself parallel; two at once thrash its
+    buffer pool once ``raw`` has spilled), while worker threads encode the columns already read
+    (Arrow compute and numpy release the GIL). At most ``threads`` columns wait or are being
+    encoded, which bounds memory.
     """
+    bounds = _quantile_bounds(con, staged, params, assignment.split_sql)
+    is_train = assignment.split == 0
+    workers = _threads(params)
+    jobs: list[Future] = []
+    with (
+        ThreadPoolExecutor(workers) as pool,
+        tqdm(total=len(staged.fields), desc="encode", unit="field", leave=False) as bar,
+    ):
+        for i, spec in enumerate(staged.fields):
+            running = [job for job in jobs if not job.done()]
+            if len(running) >= workers:
+                wait(running, return_when=FIRST_COMPLETED)
+            for job in jobs:
+                if job.done():
+                    job.result()  # a failed field stops the run now, not after every column is read
+            column = _column(con, value_sql(spec), staged.rows_loaded)
+            jobs.append(pool.submit(_encode_column, con, spec, column, params, bounds[i], is_train, assignment.rows))
+            jobs[-1].add_done_callback(lambda _: bar.update())
+            del column
+        return [job.result() for job in jobs]
+
+
+@dataclass
+class RowColumns:
+    """Label, timestamp and raw entity values of every usable row, in output order."""
+
+    labels: np.ndarray  # uint8
+    timestamps: np.ndarray  # int64
+    entities: list[pa.Array]
+
+
+def _row_columns(con, staged: StagedSource, assignment: SplitAssignment) -> RowColumns:
+    """Fetch label, time and entities of ``raw`` in rowid order and gather them into output order."""
     ts = staged.timestamp_sql or "0"
-    inner = [
-        f"{assignment.split_sql} AS split_code",
-        *(f"{key} AS o{k}" for k, key in enumerate(assignment.order_keys)),
-        "rowid AS rid",
-        f"{staged.label_sql} AS label",
-        f"CAST({ts} AS BIGINT) AS ts",
-    ]
-    inner += [f"CAST({q(e)} AS VARCHAR) AS e{k}" for k, e in enumerate(staged.entities)]
-    outer = ["r.rid", "r.label", "r.ts"] + [f"r.e{k}" for k in range(len(staged.entities))]
-    joins = []
-    for i, (vocab, expr) in enumerate(zip(vocabs, tokens, strict=True)):
-        if vocab.field.kind == "multi_hot":
-            inner.append(f"{expr} AS t{i}")
-            outer.append(f"r.t{i}")
-        else:
-            inner.append(f"hash({expr}) AS t{i}")
-            outer.append(f"COALESCE(v{i}.id, 0) AS t{i}")
-            joins.append(f"LEFT JOIN {vocab.table} v{i} ON r.t{i} = v{i}.key")
-    usable = " AND ".join(f"NOT ({c.bad_sql})" for c in staged.checks) or "true"
-    return (
-        f"SELECT {', '.join(outer)} FROM (SELECT {', '.join(inner)} FROM raw WHERE {usable}) r {' '.join(joins)} "
-        "ORDER BY r.split_code, r.o0, r.o1, r.o2"
-    )
+    cols = ["rowid AS rid", f"{staged.label_sql} AS label", f"CAST({ts} AS BIGINT) AS ts"]
+    cols += [f"CAST({q(e)} AS VARCHAR) AS e{k}" for k, e in enumerate(staged.entities)]
+    table = con.sql(f"SELECT {', '.join(cols)} FROM raw").to_arrow_table()
+    if not np.array_equal(table.column("rid").to_numpy(), np.arange(staged.rows_loaded)):
+        raise RuntimeError("raw was not read in rowid order")  # a bug, not bad data
+    rows = assignment.rows
+    labels = pc.fill_null(table.column("label"), 0).to_numpy().astype(np.uint8)[rows]
+    timestamps = pc.fill_null(table.column("ts"), 0).to_numpy().astype(np.int64)[rows]
+    take = pa.array(rows)
+    entities = [table.column(f"e{k}").take(take).combine_chunks() for k in range(len(staged.entities))]
+    return RowColumns(labels, timestamps, entities)
 
 
-class _ParquetSplits:
-    """One parquet writer per split, fed the same batches as the arrays."""
+_BLOCK_ROWS = 1 << 16  # rows per block when interleaving columns into the row-major matrix (cache-sized)
 
-    def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.folder = folder
-        self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def write(self, split: str, table: pa.Table) -> None:
-        if split not in self.writers:
+def _single(fields: list[EncodedField]) -> list[EncodedField]:
+    return [f for f in fields if f.vocab.field.kind != "multi_hot"]
+
+
+def _multi(fields: list[EncodedField]) -> list[EncodedField]:
+    return [f for f in fields if f.vocab.field.kind == "multi_hot"]
+
+
+def _write_arrays(folder: Path, start: int, stop: int, fields: list[EncodedField], base: RowColumns) -> None:
+    """One split's ``.npy`` arrays from rows ``start:stop``, appended block by block."""
+    single, multi = _single(fields), _multi(fields)
+    widths = {f.vocab.field.name: f.vocab.max_len for f in multi}
+    writer = SplitWriter(folder, stop - start, len(single), widths)
+    matrix = np.empty((_BLOCK_ROWS, len(single)), dtype=np.int32)
+    for a in range(start, stop, _BLOCK_ROWS):
+        b = min(a + _BLOCK_ROWS, stop)
+        block = matrix[: b - a]
+        for j, f in enumerate(single):
+            block[:, j] = f.ids[a:b]
+        multi_hot = {f.vocab.field.name: (f.ids[a:b], f.mask[a:b]) for f in multi}
+        writer.write(block, base.labels[a:b], base.timestamps[a:b], multi_hot)
+    writer.close()
+
+
+def _write_parquet(
+    path: Path,
+    start: int,
+    stop: int,
+    staged: StagedSource,
+    fields: list[EncodedField],
+    base: RowColumns,
+    batch_rows: int,
+) -> None:
+    """One split's parquet file from rows ``start:stop``, one row group per ``batch_rows``."""
+    writer: pq.ParquetWriter | None = None
+    for a in range(start, stop, batch_rows):
+        b = min(a + batch_rows, stop)
+        table = {
+            "split_pos": np.arange(a - start, b - start, dtype=np.int64),
+            "label": base.labels[a:b],
+            "timestamp": base.timestamps[a:b],
+        }
+        for entity, values in zip(staged.entities, base.entities, strict=True):
+            table[f"raw_{entity}"] = values.slice(a, b - a)
+        for f in _single(fields):
+            table[f.vocab.field.name] = f.ids[a:b].astype(np.int32)
+        for f in _multi(fields):
+            kept = f.mask[a:b].astype(bool)
+            offsets = np.concatenate([[0], np.cumsum(kept.sum(axis=1))]).astype(np.int32)
+            table[f.vocab.field.name] = pa.ListArray.from_arrays(offsets, pa.array(f.ids[a:b][kept]))
+        table = pa.table(table)
+        if writer is None:
             # The columns are already dictionary codes: parquet's own dictionary pass would only
             # cost time (about half of the write) for a few percent of size.
-            self.writers[split] = pq.ParquetWriter(self.folder / f"{split}.parquet", table.schema, use_dictionary=False)
-        self.writers[split].write_table(table)
-
-    def close(self) -> None:
-        for writer in self.writers.values():
-            writer.close()
-
-
-def _encode(con, staged, vocabs, tokens, assignment: SplitAssignment, build_dir: Path, batch_rows: int):
-    """Stream encoded rows from DuckDB into memory-mapped arrays and parquet, per split."""
-    single = [i for i, v in enumerate(vocabs) if v.field.kind != "multi_hot"]
-    multi = [i for i, v in enumerate(vocabs) if v.field.kind == "multi_hot"]
-    names = [v.field.name for v in vocabs]
-    widths = {names[i]: vocabs[i].max_len for i in multi}
-    value_sets = {}
-    for i in multi:
-        got = con.execute(f"SELECT token FROM {vocabs[i].table} ORDER BY id").fetchnumpy()["token"]
-        value_sets[i] = pa.array(got, type=pa.string())
-    writers = {s: SplitWriter(build_dir / "arrays" / s, assignment.counts[s], len(single), widths) for s in SPLITS}
-    parquet = _ParquetSplits(build_dir / "parquet")
-    stats = {s: SplitStats(len(single)) for s in SPLITS}
-    reader = con.sql(_encode_sql(staged, vocabs, tokens, assignment)).to_arrow_reader(batch_rows)
-    with tqdm(total=sum(assignment.counts.values()), desc="encode", unit="row", unit_scale=True, leave=False) as bar:
-        for batch in reader:
-            rid = batch.column("rid").to_numpy()
-            split = assignment.split[rid]
-            pos = assignment.pos[rid]
-            labels = batch.column("label").to_numpy()
-            ts = batch.column("ts").to_numpy()
-            fields = np.empty((batch.num_rows, len(single)), dtype=np.int32)
-            for j, i in enumerate(single):
-                fields[:, j] = batch.column(f"t{i}").to_numpy()
-            lists = {}
-            for i in multi:
-                col = batch.column(f"t{i}")
-                offsets = col.offsets.to_numpy()
-                values = col.values.slice(offsets[0], offsets[-1] - offsets[0])
-                index = pc.index_in(values, value_set=value_sets[i]).fill_null(-1).to_numpy()
-                ids, mask, _ = pad_lists(offsets - offsets[0], (index + 1).astype(np.int32), vocabs[i].max_len)
-                lists[names[i]] = (ids, mask, np.diff(offsets))
-            for code, name in enumerate(SPLITS):
-                sel = np.flatnonzero(split == code)
-                if not len(sel):
-                    continue
-                multi_hot = {f: (ids[sel], mask[sel]) for f, (ids, mask, _len) in lists.items()}
-                if not np.array_equal(pos[sel], np.arange(writers[name].written, writers[name].written + len(sel))):
-                    raise RuntimeError(f"encoded rows of split {name} arrived out of order")  # a bug, not bad data
-                writers[name].write(fields[sel], labels[sel], ts[sel], multi_hot)
-                cols = {"split_pos": pos[sel], "label": labels[sel], "timestamp": ts[sel]}
-                for k, entity in enumerate(staged.entities):
-                    cols[f"raw_{entity}"] = batch.column(f"e{k}").take(pa.array(sel))
-                for j, i in enumerate(single):
-                    cols[names[i]] = fields[sel, j]
-                for f, (ids, mask) in multi_hot.items():
-                    m = mask.astype(bool)
-                    offsets = np.concatenate([[0], np.cumsum(m.sum(axis=1))]).astype(np.int32)
-                    cols[f] = pa.ListArray.from_arrays(offsets, pa.array(ids[m]))
-                parquet.write(name, pa.table(cols))
-                st = stats[name]
-                st.rows += len(sel)
-                st.positives += int(labels[sel].sum())
-                st.oov += (fields[sel] == 0).sum(axis=0)
-                for f, (ids, mask, lengths) in lists.items():
-                    m = mask[sel].astype(bool)
-                    st.add(f, "mh_tokens", m.sum())
-                    st.add(f, "mh_oov", (ids[sel][m] == 0).sum())
-                    st.add(f, "mh_truncated", (lengths[sel] > widths[f]).sum())
-            bar.update(batch.num_rows)
-    for writer in writers.values():
+            writer = pq.ParquetWriter(path, table.schema, use_dictionary=False)
+        writer.write_table(table)
+    if writer is not None:
         writer.close()
-    parquet.close()
+
+
+def _split_stats(start: int, stop: int, fields: list[EncodedField], base: RowColumns) -> SplitStats:
+    """Rows, positives and OOV counts of one split (rows ``start:stop``)."""
+    single = _single(fields)
+    stats = SplitStats(len(single))
+    stats.rows = stop - start
+    stats.positives = int(base.labels[start:stop].sum(dtype=np.int64))
+    stats.oov = np.array([np.count_nonzero(f.ids[start:stop] == 0) for f in single], dtype=np.int64)
+    for f in _multi(fields):
+        name, mask, ids = f.vocab.field.name, f.mask[start:stop], f.ids[start:stop]
+        stats.add(name, "mh_tokens", np.count_nonzero(mask))
+        stats.add(name, "mh_oov", np.count_nonzero((ids == 0) & (mask != 0)))
+        stats.add(name, "mh_truncated", np.count_nonzero(f.lengths[start:stop] > f.vocab.max_len))
     return stats
+
+
+def _start_writes(
+    pool: ThreadPoolExecutor,
+    staged: StagedSource,
+    fields: list[EncodedField],
+    base: RowColumns,
+    assignment: SplitAssignment,
+    build_dir: Path,
+    params: Params,
+) -> list[Future]:
+    """Queue the arrays and parquet of every split on ``pool`` (files are written side by side).
+
+    Every output is written sequentially from the encoded columns (already in output order).
+    The train parquet file is the largest single job, so it goes first.
+    """
+    (build_dir / "parquet").mkdir(parents=True, exist_ok=True)
+    jobs = [
+        pool.submit(
+            _write_parquet,
+            build_dir / "parquet" / f"{name}.parquet",
+            *assignment.bounds(name),
+            staged,
+            fields,
+            base,
+            params.data.batch_rows,
+        )
+        for name in SPLITS
+    ]
+    jobs += [
+        pool.submit(_write_arrays, build_dir / "arrays" / name, *assignment.bounds(name), fields, base)
+        for name in SPLITS
+    ]
+    return jobs
 
 
 def _summary(
@@ -363,18 +502,32 @@ def prepare_dataset(params: Params, output_dir: Path, warehouse: Path) -> dict:
         quarantined = _check_quarantine_share(con, staged, params, fallback)
         assignment = assign_splits(con, staged, params.data.split, params.seed, bad)
         log.info("split (%s): %s", assignment.method, assignment.counts)
-        vocabs, tokens = _vocabularies(con, staged, params, assignment.split_sql)
-        stats = _encode(con, staged, vocabs, tokens, assignment, build_dir, params.data.batch_rows)
-        write_quarantine_csv(con, build_dir / QUARANTINE_FILE)
+        # From here on raw is only read, a column at a time in rowid order (encoding gathers rows by rowid).
+        con.execute("SET preserve_insertion_order = true")
+        _read_memory_limit(con, params)
+        base = _row_columns(con, staged, assignment)
+        fields = _encode(con, staged, params, assignment)
+        con.execute("DROP TABLE raw")  # frees DuckDB's memory before the outputs are written
+        vocabs = [f.vocab for f in fields]
         meta = _meta(params, staged, assignment, vocabs)
-        write_vocab(con, vocabs, build_dir / "vocab.parquet")
+        with ThreadPoolExecutor(_threads(params)) as pool:
+            writes = _start_writes(pool, staged, fields, base, assignment, build_dir, params)
+            # Meanwhile: what needs none of those files (quarantine CSV, vocab.parquet, warehouse tables).
+            write_quarantine_csv(con, build_dir / QUARANTINE_FILE)
+            vocab = vocab_table(vocabs)
+            pq.write_table(vocab, build_dir / "vocab.parquet")
+            write_warehouse_tables(con, build_db, meta, vocab)
+            stats = {name: _split_stats(*assignment.bounds(name), fields, base) for name in SPLITS}
+            for job in tqdm(writes, desc="write", unit="file", leave=False):
+                job.result()
+        del fields, base
         summary = _summary(
             meta, stats, vocabs, quarantined, output_dir / QUARANTINE_FILE, time.perf_counter() - started
         )
         (build_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
         (build_dir / META_FILE).write_text(json.dumps(meta, indent=2))  # last: marks the folder complete
         publish(build_dir, output_dir)
-        write_warehouse(con, build_db, meta, output_dir, params.path("."))
+        finish_warehouse(con, output_dir, params.path("."))
         con.close()
         publish(build_db, warehouse)
     except BaseException:

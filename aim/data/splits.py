@@ -1,9 +1,10 @@
 """Train / valid / test assignment: by event time when there is one, else a seeded shuffle.
 
 The assignment is two numpy arrays indexed by the staged ``raw`` table's rowid: ``split``
-(0 train, 1 valid, 2 test, 255 quarantined) and ``pos`` (the row's
-place inside its split), plus the same cut as a row-local SQL rule that DuckDB evaluates as a
-plain filter: no sort and no join on the big table.
+(0 train, 1 valid, 2 test, 255 quarantined) and ``pos`` (the row's place inside its split);
+``rows``, the rowids in output order (train, valid, test, each by ``pos``), which encoding uses
+to gather every column into place; and the same cut as a row-local SQL rule that DuckDB
+evaluates as a plain filter (for statistics on training rows): no sort and no join on the big table.
 """
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ class SplitAssignment:
     counts: dict[str, int]
     method: str
     split_sql: str  # row-local SQL giving the split code of a row of ``raw``
-    order_keys: tuple[str, str, str]  # SQL sort keys giving the rows of a split in ``pos`` order
+    rows: np.ndarray  # int64 [usable rows]: rowids of train, valid then test, each in ``pos`` order
+
+    def bounds(self, name: str) -> tuple[int, int]:
+        """Where split ``name`` lies in ``rows`` (start, stop)."""
+        start = 0
+        for split in SPLITS:
+            if split == name:
+                return start, start + self.counts[split]
+            start += self.counts[split]
+        raise KeyError(name)
 
 
 def split_sizes(n: int, cfg: SplitConfig) -> tuple[int, int, int]:
@@ -53,12 +63,6 @@ def split_method(cfg: SplitConfig, staged: StagedSource) -> str:
     return cfg.method
 
 
-def _key_below(ts, h, rowid, cut: tuple[int, int, int]):
-    """Lexicographic (ts, h, rowid) < cut, vectorised."""
-    t, k, r = cut
-    return (ts < t) | ((ts == t) & ((h < k) | ((h == k) & (rowid < r))))
-
-
 def assign_splits(
     con: duckdb.DuckDBPyConnection, staged: StagedSource, cfg: SplitConfig, seed: int, bad_rows: np.ndarray
 ) -> SplitAssignment:
@@ -67,39 +71,40 @@ def assign_splits(
     The key is (event time, seeded row hash) for a time split and (seeded row hash) for a random
     one: it depends only on a row's contents, never on load order, so every run on the same input
     gives the same splits. Identical rows are told apart by rowid: they are interchangeable, so
-    the output is the same whichever copy comes first. The cut is also expressed as a row-local
-    SQL rule (``split_sql``), so DuckDB can filter training rows without a join.
+    the output is the same whichever copy comes first. DuckDB sorts the keys (in parallel); the
+    cut is also expressed as a row-local SQL rule (``split_sql``), so DuckDB can filter training
+    rows without a join.
     """
     n = staged.rows_loaded
     method = split_method(cfg, staged)
     ts_sql = f"CAST({staged.timestamp_sql} AS BIGINT)" if method == "time" else "CAST(0 AS BIGINT)"
     hash_sql = f"hash({ROW_HASH}, {int(seed)})"
-    got = con.execute(f"SELECT rowid, {ts_sql} AS ts, {hash_sql} AS h FROM raw").fetchnumpy()
-    rowid = np.asarray(got["rowid"])
-    ts = np.zeros(n, dtype=np.int64)
-    ts[rowid] = np.ma.filled(got["ts"], 0) if np.ma.isMaskedArray(got["ts"]) else got["ts"]
-    h = np.zeros(n, dtype=np.uint64)
-    h[rowid] = np.asarray(got["h"])
-    usable = np.flatnonzero(~bad_rows)
-    order = usable[np.lexsort((usable, h[usable], ts[usable]))]
+    got = con.sql(
+        f"SELECT rowid, COALESCE({ts_sql}, 0) AS ts, {hash_sql} AS h FROM raw ORDER BY ts, h, rowid"
+    ).fetchnumpy()
+    order = np.asarray(got["rowid"], dtype=np.int64)
+    usable = ~bad_rows[order]
+    order = order[usable]
+    ts, h = np.asarray(got["ts"], dtype=np.int64)[usable], np.asarray(got["h"], dtype=np.uint64)[usable]
     n_train, n_valid, n_test = split_sizes(len(order), cfg)
     if min(n_train, n_valid, n_test) == 0:
         raise ConfigError(
             f"{len(order)} usable rows cannot fill train/valid/test shares "
             f"{cfg.train}/{cfg.valid}/{cfg.test}: bring more data"
         )
-    cuts = [(int(ts[order[k]]), int(h[order[k]]), int(order[k])) for k in (n_train, n_train + n_valid)]
+    # Keys are unique (rowid is part of them), so the first n_train ordered rows are exactly the
+    # rows whose key is below the first cut.
+    cuts = [(int(ts[k]), int(h[k]), int(order[k])) for k in (n_train, n_train + n_valid)]
     split = np.full(n, QUARANTINED, dtype=np.uint8)
-    ordered_split = np.full(len(order), 2, dtype=np.uint8)
-    ordered_split[_key_below(ts[order], h[order], order, cuts[1])] = 1
-    ordered_split[_key_below(ts[order], h[order], order, cuts[0])] = 0
-    split[order] = ordered_split
     pos = np.zeros(n, dtype=np.int64)
     counts = {}
-    for code, name in enumerate(SPLITS):
-        members = order[ordered_split == code]
-        pos[members] = np.arange(len(members))
-        counts[name] = len(members)
+    start = 0
+    for code, (name, size) in enumerate(zip(SPLITS, (n_train, n_valid, n_test), strict=True)):
+        members = order[start : start + size]
+        split[members] = code
+        pos[members] = np.arange(size)
+        counts[name] = size
+        start += size
     bad_sql = " OR ".join(f"({c.bad_sql})" for c in staged.checks) or "false"
     below = [
         f"({ts_sql} < {t} OR ({ts_sql} = {t} AND ({hash_sql} < CAST({k} AS UBIGINT) "
@@ -107,4 +112,4 @@ def assign_splits(
         for t, k, r in cuts
     ]
     split_sql = f"(CASE WHEN {bad_sql} THEN {QUARANTINED} WHEN {below[0]} THEN 0 WHEN {below[1]} THEN 1 ELSE 2 END)"
-    return SplitAssignment(split, pos, counts, method, split_sql, (ts_sql, hash_sql, "rowid"))
+    return SplitAssignment(split, pos, counts, method, split_sql, order)

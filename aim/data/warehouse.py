@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from aim.config import Params
 from aim.data.encoding import Vocabulary
@@ -27,24 +29,50 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.resolve())
 
 
-def write_vocab(con: duckdb.DuckDBPyConnection, vocabs: list[Vocabulary], parquet_path: Path) -> None:
-    """Collect the per-field vocabulary tables into one ``vocab`` table and a parquet copy."""
-    union = " UNION ALL ".join(
-        f"SELECT '{v.field.name}' AS field, '{v.field.kind}' AS kind, token, id, count FROM {v.table}" for v in vocabs
-    )
-    con.execute(f"CREATE OR REPLACE TABLE vocab AS {union}")
-    for v in vocabs:
-        con.execute(f"DROP TABLE {v.table}")
-    con.execute(f"COPY (SELECT * FROM vocab ORDER BY field, id) TO '{parquet_path}' (FORMAT parquet)")
+VOCAB_SCHEMA = pa.schema(
+    [
+        pa.field("field", pa.string(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("token", pa.string(), nullable=False),
+        pa.field("id", pa.int32(), nullable=False),
+        pa.field("count", pa.int64(), nullable=False),
+    ]
+)
 
 
-def write_warehouse(con: duckdb.DuckDBPyConnection, path: Path, meta: dict, prepared_dir: Path, root: Path) -> None:
-    """Write the warehouse file at ``path``: tables plus views over the published parquet."""
-    con.execute(f"SET file_search_path = '{root}'")
+def vocab_table(vocabs: list[Vocabulary]) -> pa.Table:
+    """Every field's vocabulary as one table, in (field, id) order: field, kind, token, id, train count."""
+    vocabs = sorted(vocabs, key=lambda v: v.field.name)
+    owner = pa.array(np.repeat(np.arange(len(vocabs)), [len(v.tokens) for v in vocabs]))
+    columns = [
+        pa.array([v.field.name for v in vocabs], type=pa.string()).take(owner),
+        pa.array([v.field.kind for v in vocabs], type=pa.string()).take(owner),
+        pa.concat_arrays([v.tokens.cast(pa.string()) for v in vocabs]),
+        pa.array(np.concatenate([np.arange(1, v.size, dtype=np.int32) for v in vocabs])),
+        pa.array(np.concatenate([v.counts.astype(np.int64) for v in vocabs])),
+    ]
+    return pa.Table.from_arrays(columns, schema=VOCAB_SCHEMA)
+
+
+def write_warehouse_tables(con: duckdb.DuckDBPyConnection, path: Path, meta: dict, vocab: pa.Table) -> None:
+    """Start the warehouse file at ``path`` (attached as ``wh``): vocab, quarantine and meta tables.
+
+    ``vocab`` comes in (field, id) order and keeps it (no sort); :func:`finish_warehouse` adds
+    the views and closes the file.
+    """
+    con.execute("SET preserve_insertion_order = true")
     con.execute(f"ATTACH '{path}' AS wh")
-    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab ORDER BY field, id")
+    con.register("vocab_arrow", vocab)
+    con.execute("CREATE TABLE wh.vocab AS SELECT * FROM vocab_arrow")
+    con.unregister("vocab_arrow")
     con.execute("CREATE TABLE wh.quarantine AS SELECT * FROM quarantine ORDER BY source_file, line, row_index")
     con.execute("CREATE TABLE wh.meta AS SELECT ? AS meta_json", [json.dumps(meta)])
+    con.execute("CHECKPOINT wh")
+
+
+def finish_warehouse(con: duckdb.DuckDBPyConnection, prepared_dir: Path, root: Path) -> None:
+    """Add views over the published parquet to the attached warehouse and close it."""
+    con.execute(f"SET file_search_path = '{root}'")
     parquet = _relative(prepared_dir, root) + "/parquet"
     for split in SPLITS:
         con.execute(f"CREATE VIEW wh.{split} AS SELECT * FROM read_parquet('{parquet}/{split}.parquet')")
