@@ -12,7 +12,7 @@ export GX_ANALYTICS_ENABLED := false
 export PYTHONUNBUFFERED := 1
 export PREFECT_HOME ?= $(abspath .prefect)
 
-.PHONY: setup run test lint bench flows clean
+.PHONY: setup run test lint bench perf flows clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	python bench/prepare_throughput.py
+
+# Training / inference speed of DeepFM and the AIM stages, side by side with FuxiCTR (1M rows).
+perf: $(STAMP)
+	python bench/perf.py
 
 # Serve the Prefect deployments of prefect.yaml (weekly search, daily retrain) until Ctrl-C.
 flows: $(STAMP)
