@@ -59,10 +59,14 @@ def prepared_dir(rows: int, workdir: Path) -> Path:
     if not meta.exists() or sum(json.loads(meta.read_text())["splits"].values()) != rows:
         params = {
             "seed": SEED,
-            "data": {"source": "criteo", "criteo": {"path": str(tsv)}, "output_dir": "prepared"},
+            "data": {
+                "source": "criteo",
+                "criteo": {"path": str(tsv)},
+                "output_dir": "prepared",
+                "warehouse": "warehouse.duckdb",
+            },
             "features": {"enabled": False},
         }
-        params["data"]["warehouse"] = "warehouse.duckdb"
         (folder / "params.yaml").write_text(json.dumps(params))
         run_prepare(load_params(folder / "params.yaml"))
     return prepared
@@ -75,21 +79,15 @@ def _peak_rss_gb() -> float:
 @torch.no_grad()
 def time_inference(model: torch.nn.Module, split, device: torch.device) -> dict:
     """Predict ``split`` in batches of 8192: seconds, rows/s, data vs compute."""
-    from aim.training.batches import iterate
+    from aim.training.batches import TimedBatches, iterate
 
     model.eval()
-    batches = iterate(split, INFER_BATCH, device)
-    data = 0.0
+    batches = TimedBatches(iterate(split, INFER_BATCH, device))
     start = time.perf_counter()
-    while True:
-        waited = time.perf_counter()
-        batch = next(batches, None)
-        data += time.perf_counter() - waited
-        if batch is None:
-            break
+    for batch in batches:
         torch.sigmoid(model(batch.ids, batch.multi_hot)).cpu()
     seconds = time.perf_counter() - start
-    return _region(len(split), seconds, data)
+    return _region(len(split), seconds, batches.waited)
 
 
 def _region(rows: int, seconds: float, data: float) -> dict:

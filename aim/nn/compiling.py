@@ -1,12 +1,8 @@
-"""``torch.compile`` helpers: whether code is being traced, and compiling a model when asked."""
+"""``torch.compile`` helper: whether code is being traced."""
 
 from __future__ import annotations
 
-import logging
-
 import torch
-
-log = logging.getLogger(__name__)
 
 
 def is_compiling() -> bool:

@@ -63,8 +63,8 @@ class Interactions(nn.Module):
         self.scalar_kernel = nn.Parameter(torch.ones(len(self.scalar_at)))
         self.projections = nn.Parameter(torch.randn(len(self.outer_rows), order, dim) / dim**0.5)
         distinct = len(torch.unique(index.sort(1).values, dim=0)) == rows if rows else False
-        self.all_inner_pairs = order == 2 and not function_wise and bool((functions == INNER).all()) and distinct
-        self.all_inner_pairs = self.all_inner_pairs and bool((index[:, 0] != index[:, 1]).all())
+        pairs = order == 2 and distinct and bool((index[:, 0] != index[:, 1]).all())
+        self.all_inner_pairs = pairs and not function_wise and bool((functions == INNER).all())
 
     def _derived(self, name: str, value: torch.Tensor) -> None:
         """A buffer computed from ``index`` and ``functions``: rebuilt, not saved in checkpoints."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +19,22 @@ class Batch:
     ids: torch.Tensor
     multi_hot: list[tuple[torch.Tensor, torch.Tensor]]
     labels: torch.Tensor
+
+
+class TimedBatches:
+    """Iterate ``batches`` and add up the seconds spent waiting for each next one (``waited``)."""
+
+    def __init__(self, batches: Iterator[Batch]):
+        self.batches, self.waited = batches, 0.0
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            start = time.perf_counter()
+            batch = next(self.batches, None)
+            self.waited += time.perf_counter() - start
+            if batch is None:
+                return
+            yield batch
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from aim.data.arrays import PreparedData
 from aim.training import distributed
-from aim.training.batches import iterate
+from aim.training.batches import TimedBatches, iterate
 from aim.training.metrics import evaluate
 from aim.training.optim import Optimizers, use_sparse
 
@@ -99,16 +99,12 @@ def train(
             train_split, settings.batch_size, device, shuffle=True, seed=settings.seed + epoch, shard=shard
         )
         total = -(-len(train_split) // settings.batch_size)
-        epoch_start, data_seconds, rows = time.perf_counter(), 0.0, 0
+        epoch_start, rows = time.perf_counter(), 0
         progress = tqdm(
             total=total, desc=f"epoch {epoch + 1}", unit="batch", leave=False, disable=not distributed.is_main()
         )
-        while True:
-            waited = time.perf_counter()
-            batch = next(batches, None)
-            data_seconds += time.perf_counter() - waited
-            if batch is None:
-                break
+        timed = TimedBatches(batches)
+        for batch in timed:
             with autocast_context(device, settings.autocast):
                 logits = runner(batch.ids, batch.multi_hot)
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch.labels)
@@ -123,7 +119,7 @@ def train(
             progress.update()
         progress.close()
         _sync(device)
-        train_seconds = time.perf_counter() - epoch_start
+        train_seconds, data_seconds = time.perf_counter() - epoch_start, timed.waited
         distributed.broadcast_state(model)
         metrics = {"epoch": epoch + 1, **evaluate(model, valid_split, device)}
         metrics.update(
