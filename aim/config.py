@@ -291,10 +291,11 @@ class MonitorConfig(_Strict):
 
 
 class ComputeConfig(_Strict):
-    """How training runs on the hardware (results stay the same up to float tolerance)."""
+    """How training runs on the hardware (compile/autocast/threads keep results to float tolerance;
+    sparse embeddings switch the tables to lazy Adam, which moves only the rows a batch touches)."""
 
     sparse_embeddings: bool | Literal["auto"] = Field(
-        "auto", description="lazy Adam on sparse embedding gradients; auto = tables of 50M rows or more"
+        "auto", description="row-wise lazy Adam on sparse embedding gradients; auto = tables of 100k rows or more"
     )
     compile: bool = Field(False, description="torch.compile the models (needs a C++ compiler on CPU)")
     autocast: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 on CUDA, off on CPU")

@@ -73,6 +73,24 @@ def test_every_function_at_every_order_matches_the_reference(order, function_wis
         torch.testing.assert_close(out[:, r], _reference(emb, layer, r), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("order", [2, 3])
+def test_mixed_rows_gradients_match_the_reference(order):
+    """Rows of every function, interleaved: the gradients through the row reordering are right."""
+    n, d, batch = 5, 3, 6
+    torch.manual_seed(order)
+    index = torch.combinations(torch.arange(n), r=order)[:5].repeat_interleave(len(FUNCTIONS), dim=0)
+    functions = torch.randperm(len(index)) % len(FUNCTIONS)  # outer and element-wise rows interleaved
+    layer = Interactions(index, functions, d, function_wise=True)
+    weights = torch.randn(batch, len(index))
+    emb = torch.randn(batch, n, len(FUNCTIONS), d, requires_grad=True)
+    (layer(emb) * weights).sum().backward()
+    ours = emb.grad.clone()
+    emb.grad = None
+    reference = torch.stack([_reference(emb, layer, r) for r in range(len(index))], dim=1)
+    (reference * weights).sum().backward()
+    torch.testing.assert_close(ours, emb.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_gradients_reach_the_used_parameters_only():
     emb = torch.randn(4, 3, 1, 2, requires_grad=True)
     layer = Interactions(torch.tensor([[0, 1], [1, 2]]), torch.tensor([VECTOR, INNER]), 2)

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from aim.data.arrays import PreparedData
 from aim.errors import ModelError
@@ -77,7 +78,7 @@ def test_checkpoint_round_trip_and_refusals(planted, tmp_path):
 
 
 def test_sparse_embeddings_use_lazy_adam_and_learn_like_dense(planted):
-    """Large tables take sparse gradients and SparseAdam; the model learns as well as with dense Adam."""
+    """Large tables take sparse gradients and row-wise lazy Adam; the model learns as well as with dense Adam."""
     from aim.nn.embedding import FieldEmbedding
     from aim.training.optim import Optimizers
 
@@ -90,12 +91,39 @@ def test_sparse_embeddings_use_lazy_adam_and_learn_like_dense(planted):
         tables = [m for m in model.modules() if isinstance(m, FieldEmbedding)]
         assert all(m.sparse == sparse for m in tables)
     optimizers = Optimizers(model, list(model.parameters()), 0.01, sparse=True)
-    assert [type(o).__name__ for o in optimizers.all] == ["Adam", "SparseAdam"]
+    assert [type(o).__name__ for o in optimizers.all] == ["Adam", "RowAdam"]
     ids = torch.from_numpy(np.array(planted.split("train").fields[:64]))
     model(ids).sum().backward()
     assert model.embedding.weight.grad.is_sparse  # only the rows in the batch
     assert aucs[True].best_auc > 0.7
     assert abs(aucs[True].best_auc - aucs[False].best_auc) < 0.03
+
+
+def test_row_adam_matches_sparse_adam_and_shares_one_unique():
+    """RowAdam is lazy Adam: the same steps as torch's SparseAdam, with duplicate ids summed and
+    two tables looked up with the same ids (DeepFM's embedding and first-order weights)."""
+    from aim.training.optim import RowAdam
+
+    torch.manual_seed(0)
+    start = [torch.randn(40, 4), torch.randn(40, 1)]
+    ours = [torch.nn.Parameter(w.clone()) for w in start]
+    reference = [torch.nn.Parameter(w.clone()) for w in start]
+    optimizers = [(ours, RowAdam(ours, lr=0.05)), (reference, torch.optim.SparseAdam(reference, lr=0.05))]
+    for _ in range(25):
+        ids = torch.randint(0, 40, (64,))  # duplicates in every batch, some rows never touched
+        target = torch.randn(64, 4)
+        for (table, first_order), optimizer in optimizers:
+            optimizer.zero_grad()
+            out = F.embedding(ids, table, sparse=True) + F.embedding(ids, first_order, sparse=True)
+            ((out - target) ** 2).sum().backward()
+            optimizer.step()
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
+    assert not torch.equal(ours[0], start[0])  # it did move
+    with pytest.raises(ValueError, match="sparse row gradients"):
+        dense = torch.nn.Parameter(torch.randn(3, 2))
+        dense.grad = torch.ones(3, 2)
+        RowAdam([dense]).step()
 
 
 def test_epoch_history_splits_data_and_compute_time(planted):

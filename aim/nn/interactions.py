@@ -55,7 +55,7 @@ class Interactions(nn.Module):
         self._derived("tables", tables)
         self._derived("product_rows", torch.nonzero(~outer).flatten())
         self._derived("outer_rows", torch.nonzero(outer).flatten())
-        self._derived("order_back", torch.cat([self.product_rows, self.outer_rows]).argsort())
+        self._derived("computed_rows", torch.cat([self.product_rows, self.outer_rows]))
         product_functions = functions[self.product_rows]
         self._derived("vector_at", torch.nonzero(product_functions == VECTOR).flatten())
         self._derived("scalar_at", torch.nonzero(product_functions == SCALAR).flatten())
@@ -96,7 +96,7 @@ class Interactions(nn.Module):
             parts.append(values(by_slot, self._slots(self.product_rows, tables), self.kernel()))
         if len(self.outer_rows):
             parts.append(projected_rows(by_slot, self._slots(self.outer_rows, tables), self.projections))
-        return torch.cat(parts, dim=0)[self.order_back].t().contiguous()  # [B, R] for batch norm
+        return RowsToBatch.apply(torch.cat(parts), self.computed_rows)  # [B, R] for batch norm
 
     def total(self, emb: torch.Tensor) -> torch.Tensor:
         """``Σ_r`` of the row values, ``[B]``. Every pair of the ``n`` fields with the inner
@@ -158,6 +158,26 @@ def projected_rows(x: torch.Tensor, slots: torch.Tensor, projections: torch.Tens
     projected = torch.bmm(padded, x.index_select(0, used))  # [S', M, B]
     values = projected.view(len(used) * width, -1).index_select(0, group * width + position)
     return values.view(rows, order, -1).prod(1)
+
+
+class RowsToBatch(torch.autograd.Function):
+    """``[R, B]`` values computed in the order ``rows`` -> ``[B, R]`` in row order, in one pass.
+
+    Transpose and permutation in one scatter; the backward is one gather (autograd's indexing
+    would scatter-add in the backward, and a transpose would take a second pass).
+    """
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(rows)
+        out = values.new_empty(values.shape[1], values.shape[0])
+        out.t().index_copy_(0, rows, values)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        (rows,) = ctx.saved_tensors
+        return grad_out.t().index_select(0, rows), None
 
 
 class TiledRows(torch.autograd.Function):
