@@ -123,7 +123,8 @@ class GatedInteractions(CTRModel):
         for gated in values:
             logit = logit + gated.sum(1)
         if self.deep is not None:
-            deep_in = emb.flatten(1)[:, self.deep_slots]
+            # slot-major first: a free view of narrow tables' output, then one row gather
+            deep_in = emb.permute(1, 2, 3, 0).reshape(-1, emb.shape[0]).index_select(0, self.deep_slots).t()
             if self.deep_kind == "stacked":
                 deep_in = torch.cat([deep_in, *values], dim=1)
             logit = logit + self.deep(deep_in).squeeze(1)
