@@ -21,6 +21,12 @@ How it stays exactly DuckDB's reader (:func:`aim.data.reading.load_delimited`):
   may span lines), a byte-order mark, a layout with other types, no usable row at all, or an
   error from DuckDB (the whole-file read then raises its usual one-line error).
 
+Known difference: DuckDB sometimes numbers a cast reject (a bad label or integer) a line or two
+late, depending on what precedes it in the text it reads (seen in whole-file reads after an
+earlier cast reject, and after an empty line). A chunk re-read gives DuckDB less context, so
+such a line's number can differ from the whole-file read's (the chunk's is usually the true
+line); column-count rejects and every good row are the same.
+
 Rows come out in file order, with DuckDB-fallback chunks' rows in DuckDB's order; nothing
 downstream depends on it (splits sort rows by content, see :mod:`aim.data.splits`).
 """
