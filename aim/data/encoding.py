@@ -73,12 +73,11 @@ def quantile_sql(value_sql: str, bounds: list[float]) -> str:
     return f"CASE WHEN {x} IS NULL OR isnan({x}) THEN '{NULL_TOKEN}' {whens} ELSE 'q{len(bounds)}' END"
 
 
-def quantile_bounds(con: duckdb.DuckDBPyConnection, field: FieldSpec, buckets: int, train_rows: str) -> list[float]:
-    """Distinct inner quantile bounds of a numeric field on the training split."""
+def quantile_bounds(con: duckdb.DuckDBPyConnection, train_values: pa.Array, buckets: int) -> list[float]:
+    """Distinct inner quantile bounds of a numeric field's values on the training rows."""
     probs = [k / buckets for k in range(1, buckets)]
-    (bounds,) = con.execute(
-        f"SELECT quantile_disc(CAST({field.expr} AS DOUBLE), {probs}) FROM {train_rows}"
-    ).fetchall()[0]
+    relation = con.from_arrow(pa.table({"v": train_values}))
+    (bounds,) = relation.aggregate(f"quantile_disc(CAST(v AS DOUBLE), {probs})").fetchall()[0]
     return sorted({float(b) for b in bounds or [] if b is not None})
 
 
@@ -108,16 +107,46 @@ def token_sql(field: FieldSpec, numeric: NumericConfig, bounds: list[float] | No
 
 
 def dictionary_codes(values: pa.ChunkedArray) -> tuple[np.ndarray, pa.Array]:
-    """Dictionary-encode a column: (int32 code per element, the distinct values; null is one of them)."""
-    encoded = pc.dictionary_encode(values, null_encoding="encode")
-    if encoded.num_chunks == 0:
-        return np.zeros(0, dtype=np.int32), pa.array([], type=values.type)
-    dictionary = encoded.chunk(encoded.num_chunks - 1).dictionary  # Arrow gives every chunk the final one
-    if any(len(chunk.dictionary) != len(dictionary) for chunk in encoded.chunks):
-        encoded = encoded.unify_dictionaries()  # in case a version gives each chunk its own
-        dictionary = encoded.chunk(0).dictionary
-    codes = np.concatenate([chunk.indices.to_numpy() for chunk in encoded.chunks]).astype(np.int32, copy=False)
+    """Dictionary-encode a column: (int32 code per element, the distinct values; null is one of them).
+
+    A column that is dictionary-typed already (chunks may carry different dictionaries) is
+    unified rather than encoded again; its nulls get one more distinct value, a null.
+    """
+    if not pa.types.is_dictionary(values.type):
+        values = pc.dictionary_encode(values, null_encoding="encode")
+        if values.num_chunks == 0:
+            return np.zeros(0, dtype=np.int32), pa.array([], type=values.type.value_type)
+        dictionary = values.chunk(values.num_chunks - 1).dictionary  # Arrow gives every chunk the final one
+        if any(len(chunk.dictionary) != len(dictionary) for chunk in values.chunks):
+            values = values.unify_dictionaries()  # in case a version gives each chunk its own
+    elif values.num_chunks:
+        values = values.unify_dictionaries()
+    if values.num_chunks == 0:
+        return np.zeros(0, dtype=np.int32), pa.array([], type=values.type.value_type)
+    dictionary = values.chunk(0).dictionary
+    indices = [chunk.indices for chunk in values.chunks]
+    if values.null_count:
+        indices = [pc.fill_null(chunk, len(dictionary)) for chunk in indices]
+        dictionary = pa.concat_arrays([dictionary, pa.nulls(1, dictionary.type)])
+    codes = np.concatenate([chunk.to_numpy() for chunk in indices]).astype(np.int32, copy=False)
     return codes, dictionary
+
+
+def merge_codes(parts: list[tuple[np.ndarray, pa.Array]]) -> tuple[np.ndarray, pa.Array]:
+    """One column from pieces coded separately: the pieces' distinct values merged, codes renumbered.
+
+    ``parts`` holds each piece's (codes, distinct values) from :func:`dictionary_codes`; they
+    are released (the list emptied) as the merged codes are filled in.
+    """
+    remap, distinct = dictionary_codes(pa.chunked_array([values for _, values in parts], type=parts[0][1].type))
+    codes = np.empty(sum(len(c) for c, _ in parts), dtype=np.int32)
+    row = start = 0
+    parts.reverse()
+    while parts:
+        part_codes, values = parts.pop()
+        np.take(remap[start : start + len(values)], part_codes, out=codes[row : row + len(part_codes)])
+        row, start = row + len(part_codes), start + len(values)
+    return codes, distinct
 
 
 def distinct_tokens(

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -57,7 +56,7 @@ from aim.data.encoding import (
 )
 from aim.data.quarantine import create_quarantine_table, quarantine_count, quarantine_rows, write_quarantine_csv
 from aim.data.schema import StagedSource
-from aim.data.sources import q, stage_source
+from aim.data.sources import q, stage_source, worker_threads
 from aim.data.splits import SPLITS, SplitAssignment, assign_splits
 from aim.data.warehouse import finish_warehouse, vocab_table, write_warehouse_tables
 from aim.errors import DataError
@@ -115,11 +114,6 @@ def _read_memory_limit(con: duckdb.DuckDBPyConnection, params: Params) -> None:
         con.execute(f"SET memory_limit = '{_READ_MEMORY // 2**20}MiB'")
 
 
-def _threads(params: Params) -> int:
-    """Worker threads (and DuckDB threads): ``data.threads``, 0 meaning every core."""
-    return max(1, params.data.threads or os.cpu_count() or 1)
-
-
 def _spill_dir(build_db: Path) -> Path:
     return build_db.with_name(build_db.name.replace(".tmp-", ".spill-"))
 
@@ -127,7 +121,7 @@ def _spill_dir(build_db: Path) -> Path:
 def _connect(spill: Path, params: Params) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that spills to ``spill`` past the configured memory limit."""
     con = duckdb.connect()
-    con.execute(f"SET threads = {_threads(params)}")
+    con.execute(f"SET threads = {worker_threads(params)}")
     con.execute(f"SET memory_limit = '{params.data.duckdb_memory_limit}'")
     con.execute(f"SET temp_directory = '{spill}'")
     # Rows are ordered by content (see splits.py), so load order need not be kept: this lets
@@ -160,6 +154,8 @@ def data_version(params: Params, staged: StagedSource) -> str:
 def _post_check(con: duckdb.DuckDBPyConnection, staged: StagedSource) -> np.ndarray:
     """Quarantine rows failing the source's row checks; returns the bad-row mask by rowid."""
     bad = np.zeros(staged.rows_loaded, dtype=bool)
+    if staged.coded is not None and staged.checks:  # a bug: such sources have no raw table to check
+        raise RuntimeError(f"source {staged.name} staged as codes cannot have post-load checks")
     for check in staged.checks:
         reason = "'" + check.reason.replace("'", "''") + "'"
         quarantine_rows(con, "raw", str(staged.inputs[0]), check.bad_sql, reason, staged.line_sql)
@@ -187,17 +183,6 @@ def _check_quarantine_share(con, staged: StagedSource, params: Params, fallback_
     return quarantined
 
 
-def _quantile_bounds(con, staged: StagedSource, params: Params, split_sql: str) -> list[list[float] | None]:
-    """Train quantile bounds of each numeric field under quantile bucketing (else None)."""
-    numeric = params.data.numeric
-    return [
-        quantile_bounds(con, spec, numeric.quantile_buckets, f"raw WHERE {split_sql} = 0")
-        if spec.kind == "numeric" and numeric.bucketing == "quantile"
-        else None
-        for spec in staged.fields
-    ]
-
-
 def _column(con: duckdb.DuckDBPyConnection, sql: str, rows: int) -> pa.ChunkedArray:
     """One column of ``raw`` in rowid order, as Arrow."""
     column = con.sql(f"SELECT {sql} AS v FROM raw").to_arrow_table().column("v")
@@ -216,22 +201,31 @@ class EncodedField:
     lengths: np.ndarray | None = None  # multi-hot: list length before truncation
 
 
-def _encode_column(
-    con, spec, column: pa.ChunkedArray, params: Params, bounds, is_train: np.ndarray, rows: np.ndarray
+def _encode_codes(
+    con,
+    spec,
+    codes: np.ndarray,
+    distinct: pa.Array,
+    params: Params,
+    is_train: np.ndarray,
+    rows: np.ndarray,
+    lengths: np.ndarray | None = None,
 ) -> EncodedField:
-    """Dictionary-encode one field's column, build its train vocabulary and map rows to ids."""
+    """Build a field's train vocabulary from its codes and map rows to ids, in output order.
+
+    ``distinct[codes]`` are the field's values (of every row; of every list element for a
+    multi-hot field, with ``lengths`` the list lengths).
+    """
     data = params.data
-    if spec.kind == "multi_hot":
-        lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
-        codes, distinct = dictionary_codes(pc.list_flatten(column))
-        value_is_train = np.repeat(is_train, lengths)
-    else:
-        codes, distinct = dictionary_codes(column)
-        value_is_train = is_train
-    del column
-    train_counts = np.bincount(codes[value_is_train], minlength=len(distinct))
-    cur = con.cursor()  # its own connection: the main thread is reading the next column meanwhile
+    value_is_train = is_train if lengths is None else np.repeat(is_train, lengths)
+    train_codes = codes[value_is_train]
+    train_counts = np.bincount(train_codes, minlength=len(distinct))
+    cur = con.cursor()  # its own connection: the main thread may be reading the next column meanwhile
     try:
+        bounds = None
+        if spec.kind == "numeric" and data.numeric.bucketing == "quantile":
+            bounds = quantile_bounds(cur, distinct.take(pa.array(train_codes)), data.numeric.quantile_buckets)
+        del train_codes
         tokens = distinct_tokens(cur, spec, distinct, data.numeric, bounds)
     finally:
         cur.close()
@@ -246,33 +240,52 @@ def _encode_column(
     return EncodedField(vocab, np.take(ids, rows, axis=0), np.take(mask, rows, axis=0), np.take(lengths, rows))
 
 
+def _encode_column(
+    con, spec, column: pa.ChunkedArray, params: Params, is_train: np.ndarray, rows: np.ndarray
+) -> EncodedField:
+    """Dictionary-encode one field's column (as read from ``raw``), then :func:`_encode_codes`."""
+    lengths = None
+    if spec.kind == "multi_hot":
+        lengths = pc.list_value_length(column).to_numpy().astype(np.int64)
+        column = pc.list_flatten(column)
+    codes, distinct = dictionary_codes(column)
+    del column
+    return _encode_codes(con, spec, codes, distinct, params, is_train, rows, lengths)
+
+
 def _encode(con, staged: StagedSource, params: Params, assignment: SplitAssignment) -> list[EncodedField]:
     """Encode every field, in schema order.
 
     DuckDB reads one column at a time (each read is itself parallel; two at once thrash its
     buffer pool once ``raw`` has spilled), while worker threads encode the columns already read
     (Arrow compute and numpy release the GIL). At most ``threads`` columns wait or are being
-    encoded, which bounds memory.
+    encoded, which bounds memory. A source staged as codes hands over each field's codes
+    instead (released once the field is encoded).
     """
-    bounds = _quantile_bounds(con, staged, params, assignment.split_sql)
     is_train = assignment.split == 0
-    workers = _threads(params)
+    workers = worker_threads(params)
     jobs: list[Future] = []
     with (
         ThreadPoolExecutor(workers) as pool,
         tqdm(total=len(staged.fields), desc="encode", unit="field", leave=False) as bar,
     ):
-        for i, spec in enumerate(staged.fields):
+        for spec in staged.fields:
             running = [job for job in jobs if not job.done()]
             if len(running) >= workers:
                 wait(running, return_when=FIRST_COMPLETED)
             for job in jobs:
                 if job.done():
                     job.result()  # a failed field stops the run now, not after every column is read
-            column = _column(con, value_sql(spec), staged.rows_loaded)
-            jobs.append(pool.submit(_encode_column, con, spec, column, params, bounds[i], is_train, assignment.rows))
+            if staged.coded is None:
+                column = _column(con, value_sql(spec), staged.rows_loaded)
+                jobs.append(pool.submit(_encode_column, con, spec, column, params, is_train, assignment.rows))
+                del column
+            else:  # the field is a plain column of the file
+                coded = staged.coded.pop(spec.name)
+                args = (con, spec, coded.codes, coded.distinct, params, is_train, assignment.rows)
+                jobs.append(pool.submit(_encode_codes, *args))
+                del coded, args
             jobs[-1].add_done_callback(lambda _: bar.update())
-            del column
         return [job.result() for job in jobs]
 
 
@@ -286,13 +299,29 @@ class RowColumns:
 
 
 def _row_columns(con, staged: StagedSource, assignment: SplitAssignment) -> RowColumns:
-    """Fetch label, time and entities of ``raw`` in rowid order and gather them into output order."""
+    """Fetch label, time and entities of every staged row in rowid order and gather them into output order.
+
+    They come from ``raw``; a source staged as codes has no timestamp or entities, and DuckDB
+    evaluates its label SQL over its columns handed over as Arrow dictionary arrays.
+    """
     ts = staged.timestamp_sql or "0"
-    cols = ["rowid AS rid", f"{staged.label_sql} AS label", f"CAST({ts} AS BIGINT) AS ts"]
+    cols = [f"{staged.label_sql} AS label", f"CAST({ts} AS BIGINT) AS ts"]
     cols += [f"CAST({q(e)} AS VARCHAR) AS e{k}" for k, e in enumerate(staged.entities)]
-    table = con.sql(f"SELECT {', '.join(cols)} FROM raw").to_arrow_table()
-    if not np.array_equal(table.column("rid").to_numpy(), np.arange(staged.rows_loaded)):
-        raise RuntimeError("raw was not read in rowid order")  # a bug, not bad data
+    if staged.coded is None:
+        table = con.sql(f"SELECT rowid AS rid, {', '.join(cols)} FROM raw").to_arrow_table()
+        if not np.array_equal(table.column("rid").to_numpy(), np.arange(staged.rows_loaded)):
+            raise RuntimeError("raw was not read in rowid order")  # a bug, not bad data
+    else:
+        if staged.timestamp_sql or staged.entities:  # a bug: such sources are staged into raw
+            raise RuntimeError(f"source {staged.name} staged as codes cannot have a timestamp or entities")
+        columns = {
+            name: pa.DictionaryArray.from_arrays(c.codes, c.distinct)
+            for name, c in staged.coded.items()
+            if c.distinct.null_count == 0  # the label never holds a null
+        }
+        table = con.from_arrow(pa.table(columns)).project(", ".join(cols)).to_arrow_table()  # in row order
+        if table.num_rows != staged.rows_loaded:
+            raise RuntimeError(f"read {table.num_rows} labels, expected {staged.rows_loaded}")  # a bug
     rows = assignment.rows
     labels = pc.fill_null(table.column("label"), 0).to_numpy().astype(np.uint8)[rows]
     timestamps = pc.fill_null(table.column("ts"), 0).to_numpy().astype(np.int64)[rows]
@@ -507,10 +536,10 @@ def prepare_dataset(params: Params, output_dir: Path, warehouse: Path) -> dict:
         _read_memory_limit(con, params)
         base = _row_columns(con, staged, assignment)
         fields = _encode(con, staged, params, assignment)
-        con.execute("DROP TABLE raw")  # frees DuckDB's memory before the outputs are written
+        con.execute("DROP TABLE IF EXISTS raw")  # frees DuckDB's memory before the outputs are written
         vocabs = [f.vocab for f in fields]
         meta = _meta(params, staged, assignment, vocabs)
-        with ThreadPoolExecutor(_threads(params)) as pool:
+        with ThreadPoolExecutor(worker_threads(params)) as pool:
             writes = _start_writes(pool, staged, fields, base, assignment, build_dir, params)
             # Meanwhile: what needs none of those files (quarantine CSV, vocab.parquet, warehouse tables).
             write_quarantine_csv(con, build_dir / QUARANTINE_FILE)

@@ -20,17 +20,20 @@ def create_quarantine_table(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def collect_csv_rejects(con: duckdb.DuckDBPyConnection, path: Path, label_columns: set[str]) -> int:
+def collect_csv_rejects(
+    con: duckdb.DuckDBPyConnection, path: Path, label_columns: set[str], line_offset: int = 0
+) -> int:
     """Move DuckDB's reject tables (one scan of ``path``) into the quarantine table.
 
-    Several errors on one line become one row with the reasons joined by '; '.
-    Returns the number of quarantined lines.
+    Several errors on one line become one row with the reasons joined by '; '. ``line_offset``
+    is added to DuckDB's line numbers (when ``path`` holds a slice of a larger file, whose name
+    ``path`` then is). Returns the number of quarantined lines.
     """
     label_list = ", ".join(f"'{c}'" for c in sorted(label_columns)) or "NULL"
     con.execute(
         f"""
         INSERT INTO {QUARANTINE_TABLE}
-        SELECT ?, line, NULL,
+        SELECT ?, line + ?, NULL,
                string_agg(DISTINCT reason, '; ' ORDER BY reason),
                any_value(trim(csv_line, E'\\r\\n'))
         FROM (
@@ -47,7 +50,7 @@ def collect_csv_rejects(con: duckdb.DuckDBPyConnection, path: Path, label_column
         )
         GROUP BY line
         """,
-        [str(path)],
+        [str(path), line_offset],
     )
     (count,) = con.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchall()[0]
     con.execute("DELETE FROM reject_errors")

@@ -78,6 +78,34 @@ def read_delimited(
     value (an empty one is a reject). Returns (rows loaded, lines quarantined).
     """
     check_input_file(path, what)
+    rejected = load_delimited(
+        con, table, path, columns, delimiter=delimiter, header=header, not_null=not_null, label_columns=label_columns
+    )
+    (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
+    if rows == 0:
+        hint = " (all lines were rejected: check the delimiter and the column layout)" if rejected else ""
+        raise DataError(f"{path} holds no usable rows{hint}")
+    return int(rows), rejected
+
+
+def load_delimited(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    path: Path,
+    columns: dict[str, str],
+    *,
+    delimiter: str,
+    header: bool,
+    not_null: list[str] = (),
+    label_columns: set[str] = frozenset(),
+    source: Path | None = None,
+    line_offset: int = 0,
+) -> int:
+    """DuckDB's parse of ``path`` into ``table`` (rejects quarantined); returns the lines quarantined.
+
+    When ``path`` holds lines of a larger file, ``source`` names that file and ``line_offset``
+    is the number of its lines before them (the quarantine reports lines of ``source``).
+    """
     ensure_label_type(con)
     column_sql = "{" + ", ".join(f"'{name}': '{typ}'" for name, typ in columns.items()) + "}"
     options = [
@@ -97,13 +125,8 @@ def read_delimited(
             + with_row_hash(f"SELECT * FROM read_csv('{_escape(str(path))}', {', '.join(options)})")
         )
     except duckdb.Error as exc:
-        raise DataError(f"cannot read {path}: {exc}") from exc
-    rejected = collect_csv_rejects(con, path, set(label_columns))
-    (rows,) = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0]
-    if rows == 0:
-        hint = " (all lines were rejected: check the delimiter and the column layout)" if rejected else ""
-        raise DataError(f"{path} holds no usable rows{hint}")
-    return int(rows), rejected
+        raise DataError(f"cannot read {source or path}: {exc}") from exc
+    return collect_csv_rejects(con, source or path, set(label_columns), line_offset)
 
 
 def read_parquet_table(con: duckdb.DuckDBPyConnection, table: str, path: Path, required: list[str]) -> int:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import pyarrow as pa
+
 FieldKind = Literal["categorical", "numeric", "multi_hot"]
 
 NULL_TOKEN = "__null__"  # a missing value is a category of its own (rare ones go to OOV)
@@ -31,8 +34,21 @@ class PostCheck:
 
 
 @dataclass
+class CodedColumn:
+    """A staged column dictionary-coded: ``distinct[codes[i]]`` is row ``i``'s value."""
+
+    codes: np.ndarray  # int32 [rows]
+    distinct: pa.Array  # the distinct values (a null among them where the column has nulls)
+
+
+@dataclass
 class StagedSource:
-    """A source loaded into table ``raw`` (file order) plus how to read model fields from it."""
+    """A source loaded into table ``raw`` plus how to read model fields from it.
+
+    A source parsed by Arrow (:mod:`aim.data.arrow_csv`) has no ``raw`` table: its columns are
+    ``coded`` instead and ``row_hash`` holds what ``raw``'s row hash column would (fields are
+    then plain columns, and there are no post-load checks, timestamp or entities).
+    """
 
     name: str
     fields: list[FieldSpec]
@@ -43,6 +59,8 @@ class StagedSource:
     rows_loaded: int
     checks: list[PostCheck] = field(default_factory=list)
     line_sql: str = "NULL"  # how to recover a source line/row number for post-check failures
+    coded: dict[str, CodedColumn] | None = None
+    row_hash: np.ndarray | None = None  # uint64 [rows]
 
     @property
     def single_fields(self) -> list[FieldSpec]:

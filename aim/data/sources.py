@@ -7,6 +7,7 @@ model field, the 0/1 label and the event time. The rest of ``prepare`` is source
 from __future__ import annotations
 
 import importlib.metadata
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,21 +15,29 @@ import duckdb
 
 from aim.config import FileSourceConfig, Params, TableSourceConfig
 from aim.data import synthetic
+from aim.data.arrow_csv import read_coded
 from aim.data.reading import (
     LABEL_TYPE,
     check_input_file,
+    ensure_label_type,
     read_delimited,
     read_header,
     read_parquet_table,
     require_columns,
     with_row_hash,
 )
+from aim.data.rowhash import row_hashes
 from aim.data.schema import FieldSpec, PostCheck, StagedSource
 from aim.errors import DataError
 
 CRITEO_INT = [f"I{i}" for i in range(1, 14)]
 CRITEO_CAT = [f"C{i}" for i in range(1, 27)]
 AVAZU_SKIP = {"id", "click", "hour"}
+
+
+def worker_threads(params: Params) -> int:
+    """Worker threads (and DuckDB threads): ``data.threads``, 0 meaning every core."""
+    return max(1, params.data.threads or os.cpu_count() or 1)
 
 
 def q(name: str) -> str:
@@ -54,9 +63,25 @@ def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 
 
 def stage_criteo(con: duckdb.DuckDBPyConnection, cfg: FileSourceConfig, params: Params) -> StagedSource:
-    """Criteo TSV: label, 13 integer and 26 categorical columns, no header."""
+    """Criteo TSV: label, 13 integer and 26 categorical columns, no header.
+
+    Arrow parses it into coded columns (:mod:`aim.data.arrow_csv`), or DuckDB into ``raw``
+    where Arrow cannot reproduce DuckDB's reading of the file; both give the same outputs.
+    """
     path = params.path(cfg.path)
     columns = {"label": LABEL_TYPE} | {c: "BIGINT" for c in CRITEO_INT} | {c: "VARCHAR" for c in CRITEO_CAT}
+    fields = [FieldSpec(c, "numeric", q(c)) for c in CRITEO_INT]
+    fields += [FieldSpec(c, "categorical", q(c)) for c in CRITEO_CAT]
+    label_sql = "CAST(label = '1' AS UTINYINT)"
+    check_input_file(path, "Criteo")
+    ensure_label_type(con)
+    coded = read_coded(
+        con, path, columns, delimiter="\t", not_null=["label"], label_columns={"label"}, threads=worker_threads(params)
+    )
+    if coded is not None:
+        row_hash = row_hashes(con, [(coded[name], typ) for name, typ in columns.items()])
+        rows = len(row_hash)
+        return StagedSource("criteo", fields, label_sql, None, [], [path], rows, coded=coded, row_hash=row_hash)
     rows, _ = read_delimited(
         con,
         "raw",
@@ -68,9 +93,7 @@ def stage_criteo(con: duckdb.DuckDBPyConnection, cfg: FileSourceConfig, params: 
         label_columns={"label"},
         what="Criteo",
     )
-    fields = [FieldSpec(c, "numeric", q(c)) for c in CRITEO_INT]
-    fields += [FieldSpec(c, "categorical", q(c)) for c in CRITEO_CAT]
-    return StagedSource("criteo", fields, "CAST(label = '1' AS UTINYINT)", None, [], [path], rows)
+    return StagedSource("criteo", fields, label_sql, None, [], [path], rows)
 
 
 def stage_avazu(con: duckdb.DuckDBPyConnection, cfg: FileSourceConfig, params: Params) -> StagedSource:
