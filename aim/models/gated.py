@@ -126,7 +126,8 @@ class GatedInteractions(CTRModel):
             # slot-major first: a free view of narrow tables' output, then one row gather
             deep_in = emb.permute(1, 2, 3, 0).reshape(-1, emb.shape[0]).index_select(0, self.deep_slots).t()
             if self.deep_kind == "stacked":
-                deep_in = torch.cat([deep_in, *values], dim=1)
+                parts = [deep_in, *(v for v in values if v.shape[1])]
+                deep_in = torch.cat(parts, dim=1) if len(parts) > 1 else deep_in
             logit = logit + self.deep(deep_in).squeeze(1)
         return logit
 
