@@ -99,6 +99,18 @@ def test_sparse_embeddings_use_lazy_adam_and_learn_like_dense(planted):
     assert abs(aucs[True].best_auc - aucs[False].best_auc) < 0.03
 
 
+def test_sparse_embeddings_resolve_to_dense_when_compiled_or_distributed(planted):
+    """auto: row-wise lazy Adam for large tables only, never under DDP or torch.compile (which has
+    no sparse gradients); asking for both sparse and compile is a clear error."""
+    from aim.training.optim import SPARSE_MIN_ROWS, use_sparse
+
+    small, large = _fm(planted), FM([SPARSE_MIN_ROWS // 2, SPARSE_MIN_ROWS // 2], 2)
+    assert not use_sparse(small, None) and use_sparse(large, None)
+    assert not use_sparse(large, None, distributed=True) and not use_sparse(large, None, compiled=True)
+    with pytest.raises(ValueError, match="sparse_embeddings: true cannot run with compute.compile"):
+        use_sparse(large, True, compiled=True)
+
+
 def test_row_adam_matches_sparse_adam_and_shares_one_unique():
     """RowAdam is lazy Adam: the same steps as torch's SparseAdam, with duplicate ids summed and
     two tables looked up with the same ids (DeepFM's embedding and first-order weights)."""

@@ -82,7 +82,8 @@ def train(
     model.to(device)
     params = parameters if parameters is not None else list(model.parameters())
     ddp = distributed.active()
-    optimizer = Optimizers(model, params, settings.lr, use_sparse(model, settings.sparse_embeddings, ddp))
+    sparse = use_sparse(model, settings.sparse_embeddings, ddp, settings.compile)
+    optimizer = Optimizers(model, params, settings.lr, sparse)
     runner: torch.nn.Module = model
     if ddp:
         ids = [device.index] if device.type == "cuda" else None

@@ -23,9 +23,14 @@ from aim.nn.embedding import FieldEmbedding
 SPARSE_MIN_ROWS = 100_000
 
 
-def use_sparse(model: torch.nn.Module, setting: bool | None, distributed: bool = False) -> bool:
-    """Resolve ``sparse_embeddings`` (None = auto); DDP always takes dense gradients."""
-    if distributed:
+def use_sparse(model: torch.nn.Module, setting: bool | None, distributed: bool = False, compiled: bool = False) -> bool:
+    """Resolve ``sparse_embeddings`` (None = auto); DDP and ``torch.compile`` take dense gradients."""
+    if compiled and setting:
+        raise ValueError(
+            "compute.sparse_embeddings: true cannot run with compute.compile: true (torch.compile has no "
+            "sparse gradients); set sparse_embeddings to auto or false, or compile to false"
+        )
+    if distributed or compiled:
         return False
     if setting is not None:
         return setting
