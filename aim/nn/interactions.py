@@ -14,13 +14,14 @@ No Python loop over rows: rows are index tensors, so search (all candidates × a
 retrain (only the kept rows) differ only in how many rows there are.
 
 Speed: embeddings are laid out ``[n·T, d, B]`` (batch innermost, each factor one contiguous block).
-Element-wise rows: in eager mode :class:`TiledRows` evaluates :func:`row_values` over tiles of rows
-with a hand-written backward that recomputes each tile, so the ``[R, p, d, B]`` factors never
-exist whole (memory flat in R and in the order; several times faster than autograd's gather and
-scatter on CPU); under ``torch.compile`` the same :func:`row_values` runs on all rows at once and
-Inductor fuses gather, product and sum. Projected rows (:func:`projected_rows`) project first,
-in one batched matrix product, and gather scalars. A complete set of inner-product pairs summed
-(FM's term) uses the square-of-sum identity.
+Rows whose kernel is uniform over the dimension (inner, scalar) are ``c_r · <Π leading factors,
+last factor>``: one batched Gram product per table gives every (leading product, last field)
+combination and the rows pick theirs (:meth:`Interactions._gram_values`). Rows with a kernel per
+dimension (vector): in eager mode :class:`TiledRows` evaluates :func:`row_values` over tiles of
+rows with a hand-written backward that recomputes each tile, so the ``[R, p, d, B]`` factors
+never exist whole; under ``torch.compile`` the same :func:`row_values` runs on all rows at once.
+Projected rows (:func:`projected_rows`) project first, in one batched matrix product, and gather
+scalars. A complete set of inner-product pairs summed (FM's term) uses the square-of-sum identity.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ class Interactions(nn.Module):
     """Values of ``R`` interaction rows of one order ``p``: ``[B, n, T, d]`` embeddings -> ``[B, R]``.
 
     ``function_wise``: row ``r`` reads table ``functions[r]`` (IFS); otherwise every row reads table 0.
-    Rows are computed in two vectorised groups, element-wise products (inner and both kernels) and
-    projected products (outer), then put back in row order.
+    Rows are computed in vectorised groups, then put back in row order: rows whose kernel is
+    uniform over the dimension (inner, scalar kernel) by one Gram product per table, per-dimension
+    kernels (vector) by element-wise tiles, projected products (outer) by batched projections.
     """
 
     def __init__(self, index: torch.Tensor, functions: torch.Tensor, dim: int, function_wise: bool = False):
@@ -48,19 +50,30 @@ class Interactions(nn.Module):
             raise ValueError(f"index {tuple(index.shape)} must be [R, p] and functions [R]")
         rows, order = index.shape
         functions = functions.long()
+        index = index.long()
         tables = functions if function_wise else torch.zeros(rows, dtype=torch.long)
-        outer = functions == OUTER
-        self.register_buffer("index", index.long())
+        self.register_buffer("index", index)
         self.register_buffer("functions", functions)
         self._derived("tables", tables)
-        self._derived("product_rows", torch.nonzero(~outer).flatten())
-        self._derived("outer_rows", torch.nonzero(outer).flatten())
-        self._derived("computed_rows", torch.cat([self.product_rows, self.outer_rows]))
-        product_functions = functions[self.product_rows]
-        self._derived("vector_at", torch.nonzero(product_functions == VECTOR).flatten())
-        self._derived("scalar_at", torch.nonzero(product_functions == SCALAR).flatten())
-        self.vector_kernel = nn.Parameter(torch.ones(len(self.vector_at), dim))  # only rows that use them
-        self.scalar_kernel = nn.Parameter(torch.ones(len(self.scalar_at)))
+        # uniform kernels (inner, scalar): Gram products per table; per-dimension (vector): tiles; outer: projections
+        uniform = (functions == INNER) | (functions == SCALAR)
+        self._derived("product_rows", torch.nonzero(functions == VECTOR).flatten())
+        self._derived("outer_rows", torch.nonzero(functions == OUTER).flatten())
+        scalar_rank = (functions == SCALAR).long().cumsum(0) - 1  # which scalar kernel a row uses
+        self._gram_tables = [int(t) for t in torch.unique(tables[uniform])]
+        self._pick_fields = int(index.max()) + 1 if rows else 0
+        gram_rows = []
+        for k, table in enumerate(self._gram_tables):  # at most one group per function table
+            at = torch.nonzero(uniform & (tables == table)).flatten()
+            prefixes, which = torch.unique(index[at, :-1], dim=0, return_inverse=True)
+            self._derived(f"gram{k}_prefixes", prefixes)  # [Q, p - 1] distinct leading fields
+            self._derived(f"gram{k}_pick", which * self._pick_fields + index[at, -1])  # row -> (prefix, last field)
+            self._derived(f"gram{k}_scalar", torch.nonzero(functions[at] == SCALAR).flatten())
+            self._derived(f"gram{k}_kernel", scalar_rank[at][functions[at] == SCALAR])
+            gram_rows.append(at)
+        self._derived("computed_rows", torch.cat([*gram_rows, self.product_rows, self.outer_rows]))
+        self.vector_kernel = nn.Parameter(torch.ones(len(self.product_rows), dim))  # only rows that use them
+        self.scalar_kernel = nn.Parameter(torch.ones(int((functions == SCALAR).sum())))
         self.projections = nn.Parameter(torch.randn(len(self.outer_rows), order, dim) / dim**0.5)
         distinct = len(torch.unique(index.sort(1).values, dim=0)) == rows if rows else False
         pairs = order == 2 and distinct and bool((index[:, 0] != index[:, 1]).all())
@@ -74,11 +87,40 @@ class Interactions(nn.Module):
     def order(self) -> int:
         return self.index.shape[1]
 
-    def kernel(self) -> torch.Tensor:
-        """Weights over the embedding dimension of the element-wise rows, ``[R_e, d]``."""
-        k = self.vector_kernel.new_ones(len(self.product_rows), self.projections.shape[-1])
-        k = k.index_copy(0, self.vector_at, self.vector_kernel)
-        return k.index_copy(0, self.scalar_at, self.scalar_kernel.unsqueeze(1).expand(-1, k.shape[1]))
+    def _gram_values(self, by_slot: torch.Tensor, tables: int) -> list[torch.Tensor]:
+        """Rows with a kernel uniform over the dimension (inner, scalar), ``[R_t, B]`` per table ``t``.
+
+        A row's value is ``c_r · <Π of its leading p-1 factors, its last factor>``, so for every
+        table one batched matrix product ``[B, Q, d] @ [B, d, n]`` gives the values of all
+        (distinct leading product, last field) combinations at once, and the rows pick theirs:
+        one BLAS call instead of gathering ``p·d·B`` numbers per row (4× faster for the 741
+        order-2 pairs, forward and backward). Any order: the leading products are gathered and
+        multiplied first (for pairs they are single factors). The combinations are formed in blocks
+        of samples of at most ``GRAM_FLOATS`` numbers, so memory stays bounded for many prefixes.
+        """
+        fields = by_slot.shape[0] // tables
+        parts = []
+        for k, table in enumerate(self._gram_tables):
+            x = by_slot.view(fields, tables, *by_slot.shape[1:])[:, table]  # [n, d, B] of this table
+            prefixes = getattr(self, f"gram{k}_prefixes")
+            leading = x.index_select(0, prefixes.flatten()).view(*prefixes.shape, *x.shape[1:]).prod(1)
+            left = leading.permute(2, 0, 1).contiguous()  # [B, Q, d] (bmm loops per sample on other strides)
+            right = x[: self._pick_fields].permute(2, 0, 1).contiguous()  # [B, n, d]
+            pick = getattr(self, f"gram{k}_pick")
+            step = max(1, GRAM_FLOATS // (left.shape[1] * right.shape[1]))  # samples per [b, Q, n] block
+            blocks = [
+                torch.bmm(left[a : a + step], right[a : a + step].transpose(1, 2)).flatten(1).index_select(1, pick)
+                for a in range(0, left.shape[0], step)
+            ]
+            values = (blocks[0] if len(blocks) == 1 else torch.cat(blocks)).t()
+            scalar = getattr(self, f"gram{k}_scalar")
+            if len(scalar):
+                scale = values.new_ones(values.shape[0]).index_copy(
+                    0, scalar, self.scalar_kernel[getattr(self, f"gram{k}_kernel")]
+                )
+                values = values * scale.unsqueeze(1)
+            parts.append(values)
+        return parts
 
     def _slots(self, rows: torch.Tensor, tables: int) -> torch.Tensor:
         """Slot (field x table) of each of the ``p`` factors of ``rows``: ``[len(rows), p]``."""
@@ -91,9 +133,9 @@ class Interactions(nn.Module):
         # [n * T, d, B]: every factor is one contiguous block, the batch innermost
         by_slot = emb.reshape(batch, n * tables, dim).permute(1, 2, 0).contiguous()
         values = row_values if is_compiling() else TiledRows.apply
-        parts = []
+        parts = self._gram_values(by_slot, tables)
         if len(self.product_rows):
-            parts.append(values(by_slot, self._slots(self.product_rows, tables), self.kernel()))
+            parts.append(values(by_slot, self._slots(self.product_rows, tables), self.vector_kernel))
         if len(self.outer_rows):
             parts.append(projected_rows(by_slot, self._slots(self.outer_rows, tables), self.projections))
         return RowsToBatch.apply(torch.cat(parts), self.computed_rows)  # [B, R] for batch norm
@@ -108,6 +150,7 @@ class Interactions(nn.Module):
         return self(emb).sum(1)
 
 
+GRAM_FLOATS = 1 << 26  # (leading product, last field) combinations held at once: 256 MiB of float32
 TILE_FLOATS = 1 << 20  # gathered factors held at once (4 MiB of float32): a tile stays in cache
 
 
