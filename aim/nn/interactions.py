@@ -59,7 +59,8 @@ class Interactions(nn.Module):
         uniform = (functions == INNER) | (functions == SCALAR)
         self._derived("product_rows", torch.nonzero(functions == VECTOR).flatten())
         self._derived("outer_rows", torch.nonzero(functions == OUTER).flatten())
-        scalar_rank = (functions == SCALAR).long().cumsum(0) - 1  # which scalar kernel a row uses
+        # a row's coefficient: 0 -> 1 (inner), k + 1 -> scalar kernel k (kernels stored in row order)
+        coefficient = torch.where(functions == SCALAR, (functions == SCALAR).long().cumsum(0), 0)
         self._gram_tables = [int(t) for t in torch.unique(tables[uniform])]
         self._pick_fields = int(index.max()) + 1 if rows else 0
         gram_rows = []
@@ -68,8 +69,7 @@ class Interactions(nn.Module):
             prefixes, which = torch.unique(index[at, :-1], dim=0, return_inverse=True)
             self._derived(f"gram{k}_prefixes", prefixes)  # [Q, p - 1] distinct leading fields
             self._derived(f"gram{k}_pick", which * self._pick_fields + index[at, -1])  # row -> (prefix, last field)
-            self._derived(f"gram{k}_scalar", torch.nonzero(functions[at] == SCALAR).flatten())
-            self._derived(f"gram{k}_kernel", scalar_rank[at][functions[at] == SCALAR])
+            self._derived(f"gram{k}_coefficient", coefficient[at])
             gram_rows.append(at)
         self._derived("computed_rows", torch.cat([*gram_rows, self.product_rows, self.outer_rows]))
         self.vector_kernel = nn.Parameter(torch.ones(len(self.product_rows), dim))  # only rows that use them
@@ -113,11 +113,9 @@ class Interactions(nn.Module):
                 for a in range(0, left.shape[0], step)
             ]
             values = (blocks[0] if len(blocks) == 1 else torch.cat(blocks)).t()
-            scalar = getattr(self, f"gram{k}_scalar")
-            if len(scalar):
-                scale = values.new_ones(values.shape[0]).index_copy(
-                    0, scalar, self.scalar_kernel[getattr(self, f"gram{k}_kernel")]
-                )
+            coefficient = getattr(self, f"gram{k}_coefficient")
+            if coefficient.any():
+                scale = torch.cat([self.scalar_kernel.new_ones(1), self.scalar_kernel])[coefficient]
                 values = values * scale.unsqueeze(1)
             parts.append(values)
         return parts

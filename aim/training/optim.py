@@ -49,6 +49,17 @@ def merge_rows(values: torch.Tensor, inverse: torch.Tensor, n_rows: int) -> torc
     return summed.index_put_((inverse,), values, accumulate=True)
 
 
+def _shared_distinct(
+    ids: torch.Tensor, seen: list[tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`distinct_rows` of ``ids``, reused when a table earlier in the step had the same ids."""
+    for other, found in seen:
+        if other.shape == ids.shape and torch.equal(other, ids):
+            return found
+    seen.append((ids, distinct_rows(ids)))
+    return seen[-1][1]
+
+
 class RowAdam(torch.optim.Optimizer):
     """Lazy Adam for parameters with sparse row gradients: only the rows in the batch are updated.
 
@@ -69,11 +80,7 @@ class RowAdam(torch.optim.Optimizer):
                 if not p.grad.is_sparse:
                     raise ValueError("RowAdam needs sparse row gradients (FieldEmbedding.sparse = True)")
                 ids, values = p.grad._indices()[0], p.grad._values()
-                known = [found for other, found in seen if other.shape == ids.shape and torch.equal(other, ids)]
-                if not known:
-                    known.append(distinct_rows(ids))
-                    seen.append((ids, known[0]))
-                rows, inverse = known[0]
+                rows, inverse = _shared_distinct(ids, seen)
                 self._update(p, rows, merge_rows(values, inverse, rows.numel()), group)
 
     def _update(self, p: torch.Tensor, rows: torch.Tensor, grad: torch.Tensor, group: dict) -> None:
