@@ -35,8 +35,12 @@ class CTRModel(nn.Module):
         """Model-specific part of the logit from embeddings ``[B, n, T, d]``; LR has none."""
         return emb.new_zeros(emb.shape[0])
 
+    def linear_logit(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
+        """``bias + Σ first-order weights``, ``[B]``."""
+        return self.bias + self.first_order(ids, multi_hot).sum(dim=(1, 2, 3))
+
     def forward(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
-        linear = self.bias + self.first_order(ids, multi_hot).sum(dim=(1, 2, 3))
+        linear = self.linear_logit(ids, multi_hot)
         if self.embedding is None:
             return linear
         return linear + self.interaction_logit(self.embedding(ids, multi_hot))

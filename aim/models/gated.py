@@ -64,14 +64,16 @@ class GatedInteractions(CTRModel):
         self.norms = nn.ModuleList(nn.BatchNorm1d(len(index), affine=False) for index, _ in rows)
         self.beta = nn.Parameter(torch.full((n, dim), beta_init)) if embedding_gates else None
         self.embedding_norm = nn.BatchNorm1d(n * tables * dim, affine=False) if embedding_gates else None
-        # the MLP reads the kept slots (narrow) or table 0 of every field
-        slots = keep
-        if slots is None:
+        # the MLP reads the kept slots (narrow tables' packed order) or table 0 of every field
+        if narrow is None:
             slots = torch.zeros(n, tables, dim, dtype=torch.bool)
             slots[:, 0] = True
-        self.register_buffer("deep_slots", torch.nonzero(slots.flatten()).flatten(), persistent=False)
+            self.register_buffer("deep_slots", torch.nonzero(slots.flatten()).flatten(), persistent=False)
+            deep_width = len(self.deep_slots)
+        else:
+            deep_width = narrow.width
         self.deep_kind = deep
-        width = len(self.deep_slots) + (sum(len(i) for i, _ in rows) if deep == "stacked" else 0)
+        width = deep_width + (sum(len(i) for i, _ in rows) if deep == "stacked" else 0)
         self.deep = mlp(width, list(hidden), 1, dropout) if hidden else None
 
     @classmethod
@@ -113,18 +115,35 @@ class GatedInteractions(CTRModel):
         gates = {id(p) for p in self.architecture_parameters()}
         return [p for p in self.parameters() if id(p) not in gates]
 
-    def interaction_logit(self, emb: torch.Tensor) -> torch.Tensor:
-        if self.beta is not None:
-            emb = self.embedding_norm(emb.flatten(1)).view_as(emb) * self.beta[:, None, :]
-        values = [
-            norm(layer(emb)) * alpha for layer, alpha, norm in zip(self.orders, self.alpha, self.norms, strict=True)
-        ]
-        logit = emb.new_zeros(emb.shape[0])
+    def forward(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
+        if not isinstance(self.embedding, NarrowEmbedding):
+            return super().forward(ids, multi_hot)
+        # narrow tables: the MLP reads the packed kept numbers; [B, n, T, d] only when rows need it
+        linear = self.linear_logit(ids, multi_hot)
+        packed = self.embedding.packed(ids, multi_hot)
+        needs_slots = self.beta is not None or any(len(layer.index) for layer in self.orders)
+        emb = self.embedding.expand(packed) if needs_slots else None
+        return linear + self.interaction_logit(emb, packed)
+
+    def interaction_logit(self, emb: torch.Tensor | None, packed: torch.Tensor | None = None) -> torch.Tensor:
+        """Gated rows (and the MLP) from ``emb`` ``[B, n, T, d]``; with narrow tables the MLP reads
+        ``packed`` instead, and ``emb`` may be None when no order has a row."""
+        if emb is None:
+            values, logit = [], packed.new_zeros(packed.shape[0])
+        else:
+            if self.beta is not None:
+                emb = self.embedding_norm(emb.flatten(1)).view_as(emb) * self.beta[:, None, :]
+            values = [
+                norm(layer(emb)) * alpha for layer, alpha, norm in zip(self.orders, self.alpha, self.norms, strict=True)
+            ]
+            logit = emb.new_zeros(emb.shape[0])
         for gated in values:
             logit = logit + gated.sum(1)
         if self.deep is not None:
-            # slot-major first: a free view of narrow tables' output, then one row gather
-            deep_in = emb.permute(1, 2, 3, 0).reshape(-1, emb.shape[0]).index_select(0, self.deep_slots).t()
+            if packed is not None:
+                deep_in = packed
+            else:  # slot-major first (a free view of the interactions' layout), then one row gather
+                deep_in = emb.permute(1, 2, 3, 0).reshape(-1, emb.shape[0]).index_select(0, self.deep_slots).t()
             if self.deep_kind == "stacked":
                 parts = [deep_in, *(v for v in values if v.shape[1])]
                 deep_in = torch.cat(parts, dim=1) if len(parts) > 1 else deep_in

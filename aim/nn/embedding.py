@@ -45,14 +45,16 @@ class FieldEmbedding(nn.Module):
 class NarrowEmbedding(nn.Module):
     """Field embeddings that really store only the kept slots (AIM's EDS after search).
 
-    ``keep[i, t, k]`` says whether field ``i`` keeps dimension ``k`` of its table ``t``. Field ``i``
-    stores ``vocab_i × keep[i].sum()`` numbers, all fields in one flat parameter; the output is the
-    same ``[B, n, tables, dim]`` as :class:`FieldEmbedding`, zero at dropped slots (the paper's
-    ``Map``), so the interaction functions need no change.
+    ``keep[i, t, k]`` says whether field ``i`` keeps dimension ``k`` of its table ``t``; a value of
+    field ``i`` stores ``keep[i].sum()`` numbers. Fields that keep the same number of slots share one
+    :class:`FieldEmbedding` of that width (a width group), so a batch costs one row gather per
+    group, as a plain embedding does, and large groups get lazy row-wise Adam like any table.
 
-    Only kept slots are gathered (one ``index_select`` for the single-valued fields, one per
-    multi-hot field) and written slot-major into ``[n·tables·dim, B]``; the output is a permuted
-    view of it, so the interactions' slot-major layout and the MLP's kept slots cost no copy.
+    :meth:`packed` returns the kept numbers side by side, ``[B, W]`` in group order (``W`` =
+    ``keep.sum()``; ``packed_slots`` says where each column sits in ``[n·T·d]``): what an MLP
+    reads, with no copy for a single group. :meth:`forward` returns the same ``[B, n, T, d]`` as
+    :class:`FieldEmbedding`, zero at dropped slots (the paper's ``Map``), for the interaction
+    functions: a permuted view of a slot-major buffer, which is the interactions' own layout.
     """
 
     def __init__(self, vocab_sizes: list[int], keep: torch.Tensor, n_multi_hot: int = 0, init_std: float = 1e-2):
@@ -62,43 +64,39 @@ class NarrowEmbedding(nn.Module):
         self.n_fields, self.n_single = len(vocab_sizes), len(vocab_sizes) - n_multi_hot
         self.tables, self.dim = keep.shape[1], keep.shape[2]
         keep = keep.bool()
-        slots = keep.flatten(1).sum(1)  # kept numbers per value of each field
-        sizes = torch.tensor(vocab_sizes, dtype=torch.long) * slots
-        base = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)[:-1]])
-        local = (keep.flatten(1).cumsum(1) - 1).clamp(min=0)
-        self.register_buffer("keep", keep, persistent=False)
-        self.register_buffer("stride", slots, persistent=False)
-        self.register_buffer("base", base, persistent=False)
-        # every kept slot (field-major): its place in [n·T·d], its field, and its address = offset + id·stride
-        kept = torch.nonzero(keep.flatten()).flatten()
-        field = kept // (self.tables * self.dim)
-        self.register_buffer("kept_slots", kept, persistent=False)
-        self.register_buffer("kept_field", field, persistent=False)
-        self.register_buffer("kept_offset", base[field] + local.flatten()[kept], persistent=False)
-        self.register_buffer("kept_stride", slots[field], persistent=False)
-        bounds = torch.searchsorted(field, torch.arange(self.n_fields + 1)).tolist()
-        self._ranges = [slice(bounds[i], bounds[i + 1]) for i in range(self.n_fields)]  # kept slots of field i
-        self._single = slice(0, bounds[self.n_single])
-        self.weight = nn.Parameter(torch.randn(int(sizes.sum())) * init_std)
+        widths = keep.flatten(1).sum(1).tolist()  # kept numbers per value of each field
+        slots = [torch.nonzero(keep[i].flatten()).flatten() + i * self.tables * self.dim for i in range(self.n_fields)]
+        self.groups = nn.ModuleList()
+        self.members: list[tuple[list[int], list[int]]] = []  # per group: single fields, multi-hot positions
+        packed: list[torch.Tensor] = []
+        for width in sorted({w for w in widths if w}):
+            members = [i for i, w in enumerate(widths) if w == width]
+            single = [i for i in members if i < self.n_single]
+            multi = [i - self.n_single for i in members if i >= self.n_single]
+            table = FieldEmbedding([vocab_sizes[i] for i in members], width, len(multi), init_std=init_std)
+            self.groups.append(table)
+            self.members.append((single, multi))
+            self.register_buffer(f"_columns{len(self.groups) - 1}", torch.tensor(single, dtype=torch.long), False)
+            packed += [slots[i] for i in single] + [slots[self.n_single + k] for k in multi]
+        self.width = sum(widths)
+        self.register_buffer("packed_slots", torch.cat(packed) if packed else torch.zeros(0, dtype=torch.long), False)
 
-    def _gather(self, ids: torch.Tensor, at: slice) -> torch.Tensor:
-        """Values of kept slots ``at`` for ids ``[k, ...]`` (one id tensor per slot): ``[k, ...]``."""
-        shape = (-1,) + (1,) * (ids.ndim - 1)
-        address = ids.long() * self.kept_stride[at].view(shape) + self.kept_offset[at].view(shape)
-        return self.weight.index_select(0, address.flatten()).view(address.shape)
+    def packed(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
+        """The kept numbers of every field, ``[B, W]`` in group order (see ``packed_slots``)."""
+        parts = []
+        for g, (table, (single, multi)) in enumerate(zip(self.groups, self.members, strict=True)):
+            columns = ids if len(single) == ids.shape[1] else ids.index_select(1, getattr(self, f"_columns{g}"))
+            parts.append(table(columns, [multi_hot[k] for k in multi]).flatten(1))
+        if not parts:
+            return ids.new_zeros((ids.shape[0], 0), dtype=torch.float32)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+    def expand(self, packed: torch.Tensor) -> torch.Tensor:
+        """``[B, n, T, d]`` with the packed numbers at their slots and zero elsewhere."""
+        batch = packed.shape[0]
+        out = packed.new_zeros(self.n_fields * self.tables * self.dim, batch)  # slot-major
+        out = out.index_copy(0, self.packed_slots, packed.t())
+        return out.view(self.n_fields, self.tables, self.dim, batch).permute(3, 0, 1, 2)
 
     def forward(self, ids: torch.Tensor, multi_hot: list[tuple[torch.Tensor, torch.Tensor]] = ()) -> torch.Tensor:
-        batch = ids.shape[0]
-        out = self.weight.new_zeros(self.n_fields * self.tables * self.dim, batch)  # slot-major
-        if self.weight.numel():
-            single = self._single
-            out.index_copy_(
-                0, self.kept_slots[single], self._gather(ids.t().index_select(0, self.kept_field[single]), single)
-            )
-            for k, (mh_ids, mask) in enumerate(multi_hot):
-                at = self._ranges[self.n_single + k]
-                rows = self._gather(mh_ids.unsqueeze(0).expand(at.stop - at.start, -1, -1), at)  # [k, B, L]
-                weights = mask.to(rows.dtype)
-                pooled = (rows * weights).sum(-1) / weights.sum(-1).clamp(min=1.0)
-                out.index_copy_(0, self.kept_slots[at], pooled)
-        return out.view(self.n_fields, self.tables, self.dim, batch).permute(3, 0, 1, 2)
+        return self.expand(self.packed(ids, multi_hot))

@@ -195,7 +195,7 @@ def run_retrain(params: Params) -> dict:
         path = params.path(params.metrics) / f"{stage}.json"
         if path.exists():
             search_seconds += json.loads(path.read_text()).get("seconds", 0.0)
-    embedding = model.embedding.weight.numel()
+    embedding = sum(p.numel() for p in model.embedding.parameters())
     summary = _save_model(
         params,
         params.search.variant,
