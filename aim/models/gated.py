@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from aim.models.base import CTRModel
+from aim.nn.compiling import is_compiling
 from aim.nn.embedding import NarrowEmbedding
+from aim.nn.gated_sum import gated_norm_sum
 from aim.nn.interactions import FUNCTIONS, Interactions
 from aim.nn.mlp import mlp
 from aim.search.architecture import Architecture
@@ -133,10 +135,15 @@ class GatedInteractions(CTRModel):
         else:
             if self.beta is not None:
                 emb = self.embedding_norm(emb.flatten(1)).view_as(emb) * self.beta[:, None, :]
-            values = [
-                norm(layer(emb)) * alpha for layer, alpha, norm in zip(self.orders, self.alpha, self.norms, strict=True)
-            ]
             logit = emb.new_zeros(emb.shape[0])
+            layers = zip(self.orders, self.alpha, self.norms, strict=True)
+            if self.deep_kind == "stacked" and self.deep is not None or is_compiling():
+                values = [norm(layer(emb)) * alpha for layer, alpha, norm in layers]
+            else:  # the gated rows are only summed: one pass per tile, no [B, R] in row order
+                values = []
+                for layer, alpha, norm in layers:
+                    if len(layer.index):
+                        logit = logit + gated_norm_sum(layer.parts(emb), alpha, norm)
         for gated in values:
             logit = logit + gated.sum(1)
         if self.deep is not None:

@@ -13,7 +13,8 @@ across the ``p`` fields, and take a kernel-weighted sum over the embedding dimen
 No Python loop over rows: rows are index tensors, so search (all candidates × all functions) and
 retrain (only the kept rows) differ only in how many rows there are.
 
-Speed: embeddings are laid out ``[n·T, d, B]`` (batch innermost, each factor one contiguous block).
+Speed: embeddings are laid out ``[n, T, d, B]`` (batch innermost, each factor one contiguous block;
+:func:`slot_major`), and every group of rows reads the ``[n, d, B]`` block of its one table.
 Rows whose kernel is uniform over the dimension (inner, scalar) are ``c_r · <Π leading factors,
 last factor>``: one batched Gram product per table gives every (leading product, last field)
 combination and the rows pick theirs (:meth:`Interactions._gram_values`). Rows with a kernel per
@@ -59,6 +60,11 @@ class Interactions(nn.Module):
         uniform = (functions == INNER) | (functions == SCALAR)
         self._derived("product_rows", torch.nonzero(functions == VECTOR).flatten())
         self._derived("outer_rows", torch.nonzero(functions == OUTER).flatten())
+        # each function reads one table (its own, or table 0 of all): per group, one [n, d, B] block
+        self._product_table = int(tables[self.product_rows[0]]) if len(self.product_rows) else 0
+        self._outer_table = int(tables[self.outer_rows[0]]) if len(self.outer_rows) else 0
+        self._derived("product_fields", index[self.product_rows])
+        self._derived("outer_fields", index[self.outer_rows])
         # a row's coefficient: 0 -> 1 (inner), k + 1 -> scalar kernel k (kernels stored in row order)
         coefficient = torch.where(functions == SCALAR, (functions == SCALAR).long().cumsum(0), 0)
         self._gram_tables = [int(t) for t in torch.unique(tables[uniform])]
@@ -70,6 +76,7 @@ class Interactions(nn.Module):
             self._derived(f"gram{k}_prefixes", prefixes)  # [Q, p - 1] distinct leading fields
             self._derived(f"gram{k}_pick", which * self._pick_fields + index[at, -1])  # row -> (prefix, last field)
             self._derived(f"gram{k}_coefficient", coefficient[at])
+            self._derived(f"gram{k}_rows", at)
             gram_rows.append(at)
         self._derived("computed_rows", torch.cat([*gram_rows, self.product_rows, self.outer_rows]))
         self.vector_kernel = nn.Parameter(torch.ones(len(self.product_rows), dim))  # only rows that use them
@@ -87,7 +94,7 @@ class Interactions(nn.Module):
     def order(self) -> int:
         return self.index.shape[1]
 
-    def _gram_values(self, by_slot: torch.Tensor, tables: int) -> list[torch.Tensor]:
+    def _gram_values(self, by_table: list[torch.Tensor]) -> list[torch.Tensor]:
         """Rows with a kernel uniform over the dimension (inner, scalar), ``[R_t, B]`` per table ``t``.
 
         A row's value is ``c_r · <Π of its leading p-1 factors, its last factor>``, so for every
@@ -98,12 +105,11 @@ class Interactions(nn.Module):
         multiplied first (for pairs they are single factors). The combinations are formed in blocks
         of samples of at most ``GRAM_FLOATS`` numbers, so memory stays bounded for many prefixes.
         """
-        fields = by_slot.shape[0] // tables
         parts = []
         for k, table in enumerate(self._gram_tables):
-            x = by_slot.view(fields, tables, *by_slot.shape[1:])[:, table]  # [n, d, B] of this table
+            x = by_table[table]  # [n, d, B]
             prefixes = getattr(self, f"gram{k}_prefixes")
-            leading = x.index_select(0, prefixes.flatten()).view(*prefixes.shape, *x.shape[1:]).prod(1)
+            leading = product(x.index_select(0, prefixes.flatten()).view(*prefixes.shape, *x.shape[1:]))
             left = leading.permute(2, 0, 1).contiguous()  # [B, Q, d] (bmm loops per sample on other strides)
             right = x[: self._pick_fields].permute(2, 0, 1).contiguous()  # [B, n, d]
             pick = getattr(self, f"gram{k}_pick")
@@ -120,23 +126,25 @@ class Interactions(nn.Module):
             parts.append(values)
         return parts
 
-    def _slots(self, rows: torch.Tensor, tables: int) -> torch.Tensor:
-        """Slot (field x table) of each of the ``p`` factors of ``rows``: ``[len(rows), p]``."""
-        return self.index[rows] * tables + self.tables[rows].unsqueeze(1)
+    def parts(self, emb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The row values group by group, as computed: ``(values [R_k, B], rows [R_k])`` per group
+        (``values`` may be a transposed view; ``rows`` are the rows' places in ``index``)."""
+        by_table = slot_major(emb).unbind(1)  # T blocks [n, d, B]: each group reads one
+        values = row_values if is_compiling() else TiledRows.apply
+        parts = [(part, getattr(self, f"gram{k}_rows")) for k, part in enumerate(self._gram_values(by_table))]
+        if len(self.product_rows):
+            part = values(by_table[self._product_table], self.product_fields, self.vector_kernel)
+            parts.append((part, self.product_rows))
+        if len(self.outer_rows):
+            part = projected_rows(by_table[self._outer_table], self.outer_fields, self.projections)
+            parts.append((part, self.outer_rows))
+        return parts
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        batch, n, tables, dim = emb.shape
         if not len(self.index):
-            return emb.new_zeros(batch, 0)
-        # [n * T, d, B]: every factor is one contiguous block, the batch innermost
-        by_slot = emb.reshape(batch, n * tables, dim).permute(1, 2, 0).contiguous()
-        values = row_values if is_compiling() else TiledRows.apply
-        parts = self._gram_values(by_slot, tables)
-        if len(self.product_rows):
-            parts.append(values(by_slot, self._slots(self.product_rows, tables), self.vector_kernel))
-        if len(self.outer_rows):
-            parts.append(projected_rows(by_slot, self._slots(self.outer_rows, tables), self.projections))
-        return RowsToBatch.apply(torch.cat(parts), self.computed_rows)  # [B, R] for batch norm
+            return emb.new_zeros(emb.shape[0], 0)
+        values = torch.cat([part for part, _ in self.parts(emb)])
+        return RowsToBatch.apply(values, self.computed_rows)  # [B, R] for batch norm
 
     def total(self, emb: torch.Tensor) -> torch.Tensor:
         """``Σ_r`` of the row values, ``[B]``. Every pair of the ``n`` fields with the inner
@@ -150,6 +158,55 @@ class Interactions(nn.Module):
 
 GRAM_FLOATS = 1 << 26  # (leading product, last field) combinations held at once: 256 MiB of float32
 TILE_FLOATS = 1 << 20  # gathered factors held at once (4 MiB of float32): a tile stays in cache
+
+
+def slot_major(emb: torch.Tensor) -> torch.Tensor:
+    """``[B, n, T, d]`` embeddings as ``[n, T, d, B]`` (batch innermost, every factor one block of
+    ``d·B``): free when ``emb`` is already a view of that layout (narrow tables), else one 2-D
+    transpose each way (:class:`SlotMajor`)."""
+    layout = emb.permute(1, 2, 3, 0)
+    if layout.is_contiguous():
+        return layout
+    return layout.contiguous() if is_compiling() else SlotMajor.apply(emb)
+
+
+class SlotMajor(torch.autograd.Function):
+    """``[B, n, T, d]`` -> contiguous ``[n, T, d, B]`` as a 2-D transpose ``[B, n·T·d]ᵀ``, and the
+    gradient back the same way. Autograd's own backward of a permuted copy hands the embedding a
+    4-D strided gradient, whose copy cost 5× a plain transpose on CPU."""
+
+    @staticmethod
+    def forward(ctx, emb: torch.Tensor) -> torch.Tensor:
+        batch, n, tables, dim = emb.shape
+        ctx.shape = emb.shape
+        return transposed(emb.reshape(batch, -1)).view(n, tables, dim, batch)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return transposed(grad.reshape(-1, ctx.shape[0])).view(ctx.shape)
+
+
+TRANSPOSE_FLOATS = 1 << 17  # numbers of the source per block in :func:`transposed` (512 KiB: in L2)
+
+
+def transposed(x: torch.Tensor) -> torch.Tensor:
+    """``x [m, k]`` as a contiguous ``[k, m]``, copied in blocks of source rows: on CPU each block
+    stays in cache (a whole-matrix ``.t().contiguous()`` of the 25 MB embeddings of a search step
+    was about 3× slower forward and 1.3× backward on 2 cores, cold cache)."""
+    out = x.new_empty(x.shape[1], x.shape[0])
+    step = max(32, TRANSPOSE_FLOATS // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], step):
+        out[:, start : start + step].copy_(x[start : start + step].t())
+    return out
+
+
+def product(factors: torch.Tensor) -> torch.Tensor:
+    """``factors [r, p, ...]`` multiplied over ``p``, ``[r, ...]``: one multiply per factor (a view
+    for ``p = 1``), whose backward is cheaper than ``prod``'s."""
+    out = factors[:, 0]
+    for k in range(1, factors.shape[1]):
+        out = out * factors[:, k]
+    return out
 
 
 def _others(factors: torch.Tensor) -> list[torch.Tensor]:
@@ -198,7 +255,7 @@ def projected_rows(x: torch.Tensor, slots: torch.Tensor, projections: torch.Tens
     padded = projections.new_zeros(len(used), width, dim).index_put((group, position), projections.reshape(-1, dim))
     projected = torch.bmm(padded, x.index_select(0, used))  # [S', M, B]
     values = projected.view(len(used) * width, -1).index_select(0, group * width + position)
-    return values.view(rows, order, -1).prod(1)
+    return product(values.view(rows, order, -1))
 
 
 class RowsToBatch(torch.autograd.Function):
