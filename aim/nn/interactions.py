@@ -157,7 +157,7 @@ class Interactions(nn.Module):
 
 
 GRAM_FLOATS = 1 << 26  # (leading product, last field) combinations held at once: 256 MiB of float32
-TILE_FLOATS = 1 << 20  # gathered factors held at once (4 MiB of float32): a tile stays in cache
+TILE_FLOATS = 1 << 19  # gathered factors held at once (2 MiB of float32): a tile stays in cache
 
 
 def slot_major(emb: torch.Tensor) -> torch.Tensor:
@@ -231,7 +231,7 @@ def row_values(x: torch.Tensor, slots: torch.Tensor, weights: torch.Tensor) -> t
     ``x [slots, d, B]`` and kernels ``weights [R, d]`` (the one definition; see :class:`TiledRows`)."""
     rows, order = slots.shape  # a 2-D gather: index_select on 3-D tensors is many times slower on CPU
     factors = x.view(x.shape[0], -1).index_select(0, slots.flatten()).view(rows, order, *x.shape[1:])
-    return (factors.prod(1) * weights.unsqueeze(-1)).sum(1)
+    return torch.bmm(weights.unsqueeze(1), product(factors)).squeeze(1)  # the kernel sum as [1, d] @ [d, B]
 
 
 def projected_rows(x: torch.Tensor, slots: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
@@ -317,7 +317,7 @@ class TiledRows(torch.autograd.Function):
             grad_factors = torch.empty_like(factors)  # [r, p, d, B], filled in place (no stacking copy)
             for k, other in enumerate(others):
                 torch.mul(weighted, other, out=grad_factors[:, k])
-            product = others[0] * factors[:, 0]
-            grad_w[tile] = torch.bmm(product, g.unsqueeze(-1)).squeeze(-1)
+            # Σ_b g ⊙ Π factors (vecdot: 4x faster on CPU than a batched [d, B] @ [B, 1] product)
+            grad_w[tile] = torch.linalg.vecdot(others[0] * factors[:, 0], g.unsqueeze(1), dim=-1)
             grad_x.view(x.shape[0], -1).index_add_(0, slots[tile].flatten(), grad_factors.reshape(r * p, d * b))
         return grad_x, None, grad_w
