@@ -209,7 +209,9 @@ def child_duel(prepared: Path, device: torch.device, compile_: bool) -> dict:
     times each: the inference ratio no longer depends on what the machine did between two runs."""
     from aim.data.arrays import PreparedData
     from aim.training.checkpoint import load_checkpoint
+    from aim.training.memory import keep_freed_memory
 
+    keep_freed_memory()  # as train() does in the children that trained them
     split = PreparedData(prepared).split("valid")
     models = {name: load_checkpoint(_model_dir(prepared, name), device)[0] for name in ("deepfm", "aim_retrained")}
     rounds: dict[str, list[float]] = {name: [] for name in models}
