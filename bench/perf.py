@@ -18,7 +18,7 @@ Timed regions (ours; FuxiCTR's are stated in bench/fuxictr_runner.py):
 - inference: the valid split in batches of 8192 in eval mode under no_grad: batch slicing +
   forward + sigmoid; same data / compute split.
 - inference duel: the trained DeepFM and retrained AIM (saved by their children) infer the valid
-  split in one more child process, turn about, 5 passes each; the retrained-vs-DeepFM ratio is
+  split in one more child process, turn about, 9 passes each; the retrained-vs-DeepFM ratio is
   the ratio of their median samples/s (the per-child figures also stand in the table).
 Each model runs in its own child process, so peak RSS (``ru_maxrss``) is per model (the AIM
 stages share one process, as they hand the architecture on). Data generation and ``aim prepare``
@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 MLP = (400, 400, 400)
-DUEL_ROUNDS = 5  # inference passes per model in the same-process comparison
+DUEL_ROUNDS = 9  # inference passes per model in the same-process comparison
 DIM, BATCH, INFER_BATCH, LR, SEED = 10, 4096, 8192, 1e-3, 2026
 
 

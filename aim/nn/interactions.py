@@ -201,11 +201,15 @@ def transposed(x: torch.Tensor) -> torch.Tensor:
 
 
 def product(factors: torch.Tensor) -> torch.Tensor:
-    """``factors [r, p, ...]`` multiplied over ``p``, ``[r, ...]``: one multiply per factor (a view
-    for ``p = 1``), whose backward is cheaper than ``prod``'s."""
-    out = factors[:, 0]
-    for k in range(1, factors.shape[1]):
-        out = out * factors[:, k]
+    """``factors [r, p, ...]`` multiplied over ``p``, ``[r, ...]``: a view for ``p = 1``, else one
+    multiply per factor over ``unbind`` (whose backward is one stack, where ``prod``'s or per-factor
+    indexing's would fill and add a full-size zero gradient per factor)."""
+    if factors.shape[1] == 1:
+        return factors.squeeze(1)
+    first, *rest = factors.unbind(1)
+    out = first
+    for factor in rest:
+        out = out * factor
     return out
 
 
