@@ -29,10 +29,15 @@ class GatedNormSum(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, v: torch.Tensor, alpha: torch.Tensor, eps: float, batch_major: bool):
-        channels = v if batch_major else v.unsqueeze(0)  # rows are batch norm's channels
-        normed, mean, invstd = torch.native_batch_norm(channels, None, None, None, None, True, 0.0, eps)
-        normed = normed if batch_major else normed[0]
-        y = normed @ alpha if batch_major else alpha @ normed
+        if batch_major:  # rows are batch norm's channels
+            normed, mean, invstd = torch.native_batch_norm(v, None, None, None, None, True, 0.0, eps)
+            y = normed @ alpha
+        else:  # [R, B]: contiguous reductions along each row beat batch norm's [1, R, B] path
+            mean = v.mean(1)
+            normed = v - mean.unsqueeze(1)
+            invstd = (torch.linalg.vecdot(normed, normed, dim=1) / v.shape[1] + eps).rsqrt()
+            normed.mul_(invstd.unsqueeze(1))
+            y = alpha @ normed
         ctx.save_for_backward(normed, alpha, invstd)
         ctx.batch_major = batch_major
         var = invstd.pow(-2).sub_(eps)
