@@ -8,6 +8,7 @@ import torch
 
 from aim.models.gated import GatedInteractions
 from aim.nn.gated_sum import gated_norm_sum
+from aim.nn.interactions import tables
 from aim.search.candidates import all_pairs
 
 
@@ -42,7 +43,7 @@ def test_fused_sum_matches_batch_norm_alpha_and_sum(order, batch):
     emb_ref = emb.detach().clone().requires_grad_()
     weights = torch.randn(batch)
 
-    fused = gated_norm_sum(model.orders[0].parts(emb), model.alpha[0], model.norms[0])
+    fused = gated_norm_sum(model.orders[0].parts(tables(emb)), model.alpha[0], model.norms[0])
     plain = _reference(reference, emb_ref)
     torch.testing.assert_close(fused, plain, rtol=1e-5, atol=1e-5)
     (fused * weights).sum().backward()
@@ -60,7 +61,7 @@ def test_fused_sum_matches_batch_norm_alpha_and_sum(order, batch):
     model.eval(), reference.eval()
     with torch.no_grad():
         torch.testing.assert_close(
-            gated_norm_sum(model.orders[0].parts(emb), model.alpha[0], model.norms[0]),
+            gated_norm_sum(model.orders[0].parts(tables(emb)), model.alpha[0], model.norms[0]),
             _reference(reference, emb),
             rtol=1e-5,
             atol=1e-5,
@@ -70,8 +71,7 @@ def test_fused_sum_matches_batch_norm_alpha_and_sum(order, batch):
 def test_model_logits_and_steps_match_the_plain_path():
     torch.manual_seed(3)
     n, vocab = 6, [11] * 6
-    index, functions = _rows(n, 2)
-    model = GatedInteractions(vocab, 4, [(index, functions)], function_wise=True)
+    model = GatedInteractions(vocab, 4, [_rows(n, 2), _rows(n, 3)], function_wise=True)  # orders share tables
     plain = copy.deepcopy(model)
     plain.interaction_logit = lambda emb, packed=None: _reference(plain, emb)
     ids = torch.randint(0, 11, (128, n))

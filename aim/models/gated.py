@@ -24,7 +24,7 @@ from aim.models.base import CTRModel
 from aim.nn.compiling import is_compiling
 from aim.nn.embedding import NarrowEmbedding
 from aim.nn.gated_sum import gated_norm_sum
-from aim.nn.interactions import FUNCTIONS, Interactions
+from aim.nn.interactions import FUNCTIONS, Interactions, tables
 from aim.nn.mlp import mlp
 from aim.search.architecture import Architecture
 
@@ -140,10 +140,10 @@ class GatedInteractions(CTRModel):
             if self.deep_kind == "stacked" and self.deep is not None or is_compiling():
                 values = [norm(layer(emb)) * alpha for layer, alpha, norm in layers]
             else:  # the gated rows are only summed: one pass per tile, no [B, R] in row order
-                values = []
+                values, by_table = [], tables(emb)  # one layout change shared by every order
                 for layer, alpha, norm in layers:
                     if len(layer.index):
-                        logit = logit + gated_norm_sum(layer.parts(emb), alpha, norm)
+                        logit = logit + gated_norm_sum(layer.parts(by_table), alpha, norm)
         for gated in values:
             logit = logit + gated.sum(1)
         if self.deep is not None:

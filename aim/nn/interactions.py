@@ -109,7 +109,11 @@ class Interactions(nn.Module):
         for k, table in enumerate(self._gram_tables):
             x = by_table[table]  # [n, d, B]
             prefixes = getattr(self, f"gram{k}_prefixes")
-            leading = product(x.index_select(0, prefixes.flatten()).view(*prefixes.shape, *x.shape[1:]))
+            # Π over the leading fields, one gather per factor: their gradients scatter into the small
+            # [n, d, B], where one gather of all factors would stack a [Q, p - 1, d, B] gradient first
+            leading = x.index_select(0, prefixes[:, 0])
+            for factor in range(1, prefixes.shape[1]):
+                leading = leading * x.index_select(0, prefixes[:, factor])
             left = leading.permute(2, 0, 1).contiguous()  # [B, Q, d] (bmm loops per sample on other strides)
             right = x[: self._pick_fields].permute(2, 0, 1).contiguous()  # [B, n, d]
             pick = getattr(self, f"gram{k}_pick")
@@ -126,10 +130,10 @@ class Interactions(nn.Module):
             parts.append(values)
         return parts
 
-    def parts(self, emb: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def parts(self, by_table: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The row values group by group, as computed: ``(values [R_k, B], rows [R_k])`` per group
-        (``values`` may be a transposed view; ``rows`` are the rows' places in ``index``)."""
-        by_table = slot_major(emb).unbind(1)  # T blocks [n, d, B]: each group reads one
+        (``values`` may be a transposed view; ``rows`` are the rows' places in ``index``), from
+        ``by_table = tables(emb)``, which every order of a model can share."""
         values = row_values if is_compiling() else TiledRows.apply
         parts = [(part, getattr(self, f"gram{k}_rows")) for k, part in enumerate(self._gram_values(by_table))]
         if len(self.product_rows):
@@ -143,7 +147,7 @@ class Interactions(nn.Module):
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         if not len(self.index):
             return emb.new_zeros(emb.shape[0], 0)
-        values = torch.cat([part for part, _ in self.parts(emb)])
+        values = torch.cat([part for part, _ in self.parts(tables(emb))])
         return RowsToBatch.apply(values, self.computed_rows)  # [B, R] for batch norm
 
     def total(self, emb: torch.Tensor) -> torch.Tensor:
@@ -158,6 +162,12 @@ class Interactions(nn.Module):
 
 GRAM_FLOATS = 1 << 26  # (leading product, last field) combinations held at once: 256 MiB of float32
 TILE_FLOATS = 1 << 19  # gathered factors held at once (2 MiB of float32): a tile stays in cache
+
+
+def tables(emb: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``[B, n, T, d]`` embeddings as ``T`` blocks ``[n, d, B]`` of the slot-major layout: what
+    :meth:`Interactions.parts` reads (each group of rows reads the block of its one table)."""
+    return slot_major(emb).unbind(1)
 
 
 def slot_major(emb: torch.Tensor) -> torch.Tensor:
