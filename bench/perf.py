@@ -208,8 +208,8 @@ def child_duel(prepared: Path, device: torch.device, compile_: bool) -> dict:
     """The trained DeepFM and retrained AIM, inferring in one process, turn about, ``DUEL_ROUNDS``
     times each: the inference ratio no longer depends on what the machine did between two runs."""
     from aim.data.arrays import PreparedData
+    from aim.memory import keep_freed_memory
     from aim.training.checkpoint import load_checkpoint
-    from aim.training.memory import keep_freed_memory
 
     keep_freed_memory()  # as train() does in the children that trained them
     split = PreparedData(prepared).split("valid")

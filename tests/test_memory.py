@@ -10,7 +10,7 @@ STEP_FAULTS = """
 import resource, sys, torch
 from aim.models.gated import GatedInteractions
 from aim.search.candidates import all_pairs
-from aim.training.memory import keep_freed_memory
+from aim.memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory() and keep_freed_memory()  # applied, and idempotent
 torch.manual_seed(0)

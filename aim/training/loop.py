@@ -20,9 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from aim.data.arrays import PreparedData
+from aim.memory import keep_freed_memory
 from aim.training import distributed
 from aim.training.batches import TimedBatches, iterate
-from aim.training.memory import keep_freed_memory
 from aim.training.metrics import evaluate
 from aim.training.optim import Optimizers, use_sparse
 
@@ -79,7 +79,7 @@ def train(
     """Train ``model`` on the train split; keep the weights of the best validation AUC (or the last
     ones when ``settings.restore_best`` is off)."""
     torch.manual_seed(settings.seed)
-    keep_freed_memory()  # a step's large temporaries reuse freed pages (see aim/training/memory.py)
+    keep_freed_memory()  # a step's large temporaries reuse freed pages (see aim/memory.py)
     device = distributed.local_device(device)
     model.to(device)
     params = parameters if parameters is not None else list(model.parameters())

@@ -1,11 +1,12 @@
-"""Keep freed tensor memory in the process instead of handing it back to the OS (glibc only).
+"""Keep freed memory in the process instead of handing it back to the OS (glibc only).
 
 glibc serves large allocations (above a threshold that starts at 128 KiB and grows to at most
 32 MiB) with fresh ``mmap`` pages and unmaps them on free, so each new tensor of a training step
 touches new pages: a search step's many 6-25 MB tensors cost 15-20 thousand page faults, about a
 quarter of the step on a 2-core VM. :func:`keep_freed_memory` raises the mmap threshold and the
 trim threshold so freed blocks are reused; resident memory then stays near the process's peak,
-which bounds it anyway. A no-op where the C library is not glibc.
+which bounds it anyway. ``prepare`` gains too (its column-sized numpy temporaries: 1M Criteo rows
+7.7 instead of 8.1-10.2 CPU seconds). A no-op where the C library is not glibc.
 """
 
 from __future__ import annotations
