@@ -60,7 +60,6 @@ from aim.data.sources import q, stage_source, worker_threads
 from aim.data.splits import SPLITS, SplitAssignment, assign_splits
 from aim.data.warehouse import finish_warehouse, vocab_table, write_warehouse_tables
 from aim.errors import DataError
-from aim.memory import keep_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -515,7 +514,6 @@ def prepare_dataset(params: Params, output_dir: Path, warehouse: Path) -> dict:
     Returns the summary (also written to ``output_dir/summary.json``).
     """
     started = time.perf_counter()
-    keep_freed_memory()  # column-sized numpy temporaries reuse freed pages (see aim/memory.py)
     for target in (output_dir, warehouse):
         target.parent.mkdir(parents=True, exist_ok=True)
         clean_stale(target)
