@@ -29,10 +29,6 @@ TOP_PAD = 64 * 2**20  # extra heap asked for each time it grows
 _done = False
 
 
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-
-
 def keep_freed_memory() -> bool:
     """Tune glibc's allocator once per process (see the module docstring); True if it was applied."""
     global _done
@@ -41,7 +37,7 @@ def keep_freed_memory() -> bool:
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:
-        libc = _libc()
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         settings = ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_TRIM_THRESHOLD, TRIM_THRESHOLD), (M_TOP_PAD, TOP_PAD))
         _done = all(libc.mallopt(option, value) == 1 for option, value in settings)
     except (OSError, AttributeError) as exc:  # no usable libc: keep the defaults

@@ -75,6 +75,8 @@ class GatedInteractions(CTRModel):
         else:
             deep_width = narrow.width
         self.deep_kind = deep
+        # narrow tables build [B, n, T, d] only for gated rows or embedding gates
+        self._needs_slots = embedding_gates or any(len(index) for index, _ in rows)
         width = deep_width + (sum(len(i) for i, _ in rows) if deep == "stacked" else 0)
         self.deep = mlp(width, list(hidden), 1, dropout) if hidden else None
 
@@ -123,8 +125,7 @@ class GatedInteractions(CTRModel):
         # narrow tables: the MLP reads the packed kept numbers; [B, n, T, d] only when rows need it
         linear = self.linear_logit(ids, multi_hot)
         packed = self.embedding.packed(ids, multi_hot)
-        needs_slots = self.beta is not None or any(len(layer.index) for layer in self.orders)
-        emb = self.embedding.expand(packed) if needs_slots else None
+        emb = self.embedding.expand(packed) if self._needs_slots else None
         return linear + self.interaction_logit(emb, packed)
 
     def interaction_logit(self, emb: torch.Tensor | None, packed: torch.Tensor | None = None) -> torch.Tensor:
@@ -137,7 +138,7 @@ class GatedInteractions(CTRModel):
                 emb = self.embedding_norm(emb.flatten(1)).view_as(emb) * self.beta[:, None, :]
             logit = emb.new_zeros(emb.shape[0])
             layers = zip(self.orders, self.alpha, self.norms, strict=True)
-            if self.deep_kind == "stacked" and self.deep is not None or is_compiling():
+            if (self.deep_kind == "stacked" and self.deep is not None) or is_compiling():
                 values = [norm(layer(emb)) * alpha for layer, alpha, norm in layers]
             else:  # the gated rows are only summed: one pass per tile, no [B, R] in row order
                 values, by_table = [], tables(emb)  # one layout change shared by every order

@@ -5,8 +5,8 @@ In the search (and wherever the gated rows are only summed into the logit, no ML
 summed: several passes over the largest tensor of the step, forward and backward. Here the values
 stay in the layout and order their group computed them in (``[R_k, B]`` or ``[B, R_k]``, a part
 per group, see :meth:`aim.nn.interactions.Interactions.parts`): :class:`GatedNormSum` normalises a
-part with the batch-norm kernel (channels = rows, in either layout), sums it with one
-matrix-vector product, and its backward is batch norm's gradient in two passes. The result equals
+part in its own layout (channels = rows), sums it with one matrix-vector product, and its
+backward is batch norm's gradient in two passes. The result equals
 ``BatchNorm1d(affine=False)`` (batch statistics while training, running statistics in eval mode,
 the same running-statistics update) followed by ``· α`` and ``.sum(1)``; the tests check values,
 gradients and running statistics against that reference.
@@ -23,8 +23,9 @@ class GatedNormSum(torch.autograd.Function):
     contiguous ``[R, B]`` (``batch_major=False``) or ``[B, R]``. Returns ``y``, ``μ`` and the biased
     ``σ²`` (the last two for the running statistics, not differentiable).
 
-    ``x̂`` comes from the batch-norm kernel itself (two-pass statistics, vectorised over either
-    layout); the sum is one matrix-vector product, and so is the backward's ``Σ_b dy_b x̂_rb``.
+    ``x̂`` comes from the batch-norm kernel for ``[B, R]`` and from centred row reductions for
+    ``[R, B]`` (both two-pass statistics); the sum is one matrix-vector product, and so is the
+    backward's ``Σ_b dy_b x̂_rb``.
     """
 
     @staticmethod
@@ -75,9 +76,8 @@ def gated_norm_sum(parts: list[tuple[torch.Tensor, torch.Tensor]], alpha: torch.
         if momentum is None:  # cumulative moving average, as BatchNorm1d
             momentum = 1.0 / float(norm.num_batches_tracked)
     for values, rows in parts:
-        a = alpha.index_select(0, rows)
+        a, values = alpha.index_select(0, rows), values.float()
         if use_batch:
-            values = values.float()
             batch_major = values.stride(0) == 1 and values.stride(1) != 1  # a transposed [B, R]
             v = values.t().contiguous() if batch_major else values.contiguous()
             part, mean, var = GatedNormSum.apply(v, a, norm.eps, batch_major)
@@ -89,5 +89,5 @@ def gated_norm_sum(parts: list[tuple[torch.Tensor, torch.Tensor]], alpha: torch.
                     norm.running_var.index_copy_(0, rows, norm.running_var[rows].lerp_(unbiased, momentum))
         else:
             scale = a * (norm.running_var[rows] + norm.eps).rsqrt()
-            y = y + scale @ (values.float() - norm.running_mean[rows].unsqueeze(1))
+            y = y + scale @ (values - norm.running_mean[rows].unsqueeze(1))
     return y

@@ -27,6 +27,8 @@ scalars. A complete set of inner-product pairs summed (FM's term) uses the squar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -94,7 +96,7 @@ class Interactions(nn.Module):
     def order(self) -> int:
         return self.index.shape[1]
 
-    def _gram_values(self, by_table: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _gram_values(self, by_table: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Rows with a kernel uniform over the dimension (inner, scalar), ``[R_t, B]`` per table ``t``.
 
         A row's value is ``c_r · <Π of its leading p-1 factors, its last factor>``, so for every
@@ -130,7 +132,7 @@ class Interactions(nn.Module):
             parts.append(values)
         return parts
 
-    def parts(self, by_table: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def parts(self, by_table: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The row values group by group, as computed: ``(values [R_k, B], rows [R_k])`` per group
         (``values`` may be a transposed view; ``rows`` are the rows' places in ``index``), from
         ``by_table = tables(emb)``, which every order of a model can share."""
@@ -223,7 +225,7 @@ def product(factors: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _others(factors: list[torch.Tensor]) -> list[torch.Tensor]:
+def _others(factors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """For each k, the product of every factor but the k-th (prefix x suffix products, no
     division, so zeros are safe)."""
     p = len(factors)
@@ -329,7 +331,7 @@ class TiledRows(torch.autograd.Function):
             g = grad_out[tile]  # [r, B]
             weighted = weights[tile].unsqueeze(-1) * g.unsqueeze(1)  # [r, d, B]
             each = factors.unbind(0)
-            others = _others(list(each))
+            others = _others(each)
             grad_factors = torch.empty_like(factors)  # [p, r, d, B], each factor's block written in place
             for k, other in enumerate(others):
                 torch.mul(weighted, other, out=grad_factors[k])
