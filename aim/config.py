@@ -138,6 +138,7 @@ class DataConfig(_Strict):
     output_dir: Path = Path("data/prepared")
     warehouse: Path = Path("data/warehouse.duckdb")
     batch_rows: int = Field(262_144, ge=1024)
+    parquet_compression: Literal["lz4", "snappy", "zstd", "none"] = "lz4"
     duckdb_memory_limit: str = "2GB"
     threads: int = Field(0, ge=0, description="0 = all cores")
     ml100k: ML100kConfig = ML100kConfig()

@@ -4,6 +4,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from aim.data import arrow_csv
@@ -95,8 +96,9 @@ def test_a_quote_sends_the_whole_file_to_duckdb(tmp_path):
     assert con.execute("SELECT count(*) FROM quarantine").fetchall()[0][0] == 0
 
 
-@pytest.mark.parametrize("chunked", [False, True])
-def test_row_hash_is_duckdbs(chunked):
+@pytest.mark.parametrize(("chunked", "threads"), [(False, 1), (True, 1), (True, 2)])
+def test_row_hash_is_duckdbs(chunked, threads, monkeypatch):
+    monkeypatch.setattr("aim.data.rowhash._BLOCK_ROWS", 2)  # several blocks, folded side by side
     table = pa.table(
         {
             "label": ["0", "1", "1", "0", "1"],
@@ -116,4 +118,32 @@ def test_row_hash_is_duckdbs(chunked):
     expected = con.sql(
         "SELECT hash(t) AS h FROM (SELECT CAST(label AS aim_label) AS label, n, c FROM t_arrow) t"
     ).fetchnumpy()["h"]
-    assert np.array_equal(row_hashes(con, columns), np.asarray(expected, dtype=np.uint64))
+    assert np.array_equal(row_hashes(con, columns, threads), np.asarray(expected, dtype=np.uint64))
+
+
+@pytest.mark.parametrize("final_newline", [True, False])
+def test_chunks_cover_the_file_with_their_first_line_numbers(tmp_path, final_newline):
+    rng = np.random.default_rng(3)
+    lines = ["x" * int(n) for n in rng.integers(0, 40, 300)] + ["y" * 200]  # one line longer than the buffer
+    text = "\n".join(lines) + ("\n" if final_newline else "")
+    path = tmp_path / "f.tsv"
+    path.write_text(text)
+    pieces, first_lines = [], []
+    for chunk in arrow_csv.chunks(path, 64):
+        assert chunk.has(b"y") == (b"y" in bytes(chunk.text))
+        pieces.append(bytes(chunk.text))  # a copy: the reader reuses its buffer for the next piece
+        first_lines.append(chunk.first_line)
+        assert chunk.lines() == bytes(chunk.text).count(b"\n") + (not bytes(chunk.text).endswith(b"\n"))
+    assert b"".join(pieces) == text.encode()
+    assert all(piece.endswith(b"\n") for piece in pieces[:-1]) and len(pieces) > 10
+    assert first_lines == [1 + b"".join(pieces[:k]).count(b"\n") for k in range(len(pieces))]
+
+
+@pytest.mark.parametrize("codec", ["lz4", "zstd"])
+def test_parquet_uses_the_configured_compression(tmp_path, make_params, codec):
+    (tmp_path / "c.tsv").write_text("\n".join(_lines(200)) + "\n")
+    params = make_params({"source": "criteo", "criteo": {"path": "c.tsv"}, "parquet_compression": codec})
+    run_prepare(params)
+    meta = pq.ParquetFile(params.path(params.data.output_dir) / "parquet" / "train.parquet").metadata
+    codecs = {meta.row_group(0).column(j).compression for j in range(meta.num_columns)}
+    assert codecs == {codec.upper()}

@@ -365,20 +365,33 @@ def _write_parquet(
     fields: list[EncodedField],
     base: RowColumns,
     batch_rows: int,
+    compression: str,
 ) -> None:
-    """One split's parquet file from rows ``start:stop``, one row group per ``batch_rows``."""
+    """One split's parquet file from rows ``start:stop``, one row group per ``batch_rows``.
+
+    Narrow ids are widened to int32 into buffers reused by every row group (the writer is done
+    with a table once it returns): no fresh pages to fault in per row group.
+    """
     writer: pq.ParquetWriter | None = None
+    single = _single(fields)
+    widened = {f.vocab.field.name: np.empty(batch_rows, dtype=np.int32) for f in single if f.ids.dtype != np.int32}
+    offsets, positions = np.arange(batch_rows, dtype=np.int64), np.empty(batch_rows, dtype=np.int64)
     for a in range(start, stop, batch_rows):
         b = min(a + batch_rows, stop)
         table = {
-            "split_pos": np.arange(a - start, b - start, dtype=np.int64),
+            "split_pos": np.add(offsets[: b - a], a - start, out=positions[: b - a]),
             "label": base.labels[a:b],
             "timestamp": base.timestamps[a:b],
         }
         for entity, values in zip(staged.entities, base.entities, strict=True):
             table[f"raw_{entity}"] = values.slice(a, b - a)
-        for f in _single(fields):
-            table[f.vocab.field.name] = f.ids[a:b].astype(np.int32)
+        for f in single:
+            name = f.vocab.field.name
+            if name in widened:
+                table[name] = widened[name][: b - a]
+                np.copyto(table[name], f.ids[a:b])
+            else:
+                table[name] = f.ids[a:b]
         for f in _multi(fields):
             kept = f.mask[a:b].astype(bool)
             offsets = np.concatenate([[0], np.cumsum(kept.sum(axis=1))]).astype(np.int32)
@@ -387,8 +400,9 @@ def _write_parquet(
         if writer is None:
             # The columns are already dictionary codes: parquet's own dictionary pass would only
             # cost time (about half of the write) for a few percent of size.
-            writer = pq.ParquetWriter(path, table.schema, use_dictionary=False)
+            writer = pq.ParquetWriter(path, table.schema, use_dictionary=False, compression=compression)
         writer.write_table(table)
+        del table
     if writer is not None:
         writer.close()
 
@@ -432,6 +446,7 @@ def _start_writes(
             fields,
             base,
             params.data.batch_rows,
+            params.data.parquet_compression,
         )
         for name in SPLITS
     ]

@@ -79,7 +79,7 @@ def stage_criteo(con: duckdb.DuckDBPyConnection, cfg: FileSourceConfig, params: 
         con, path, columns, delimiter="\t", not_null=["label"], label_columns={"label"}, threads=worker_threads(params)
     )
     if coded is not None:
-        row_hash = row_hashes(con, [(coded[name], typ) for name, typ in columns.items()])
+        row_hash = row_hashes(con, [(coded[name], typ) for name, typ in columns.items()], worker_threads(params))
         rows = len(row_hash)
         return StagedSource("criteo", fields, label_sql, None, [], [path], rows, coded=coded, row_hash=row_hash)
     rows, _ = read_delimited(
