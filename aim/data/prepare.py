@@ -217,8 +217,11 @@ def _encode_codes(
     multi-hot field, with ``lengths`` the list lengths).
     """
     data = params.data
-    value_is_train = is_train if lengths is None else np.repeat(is_train, lengths)
-    train_codes = codes[value_is_train]
+    if lengths is None:  # into output order first (the one random gather): train is then a prefix
+        codes = np.take(codes, rows)
+        train_codes = codes[: np.count_nonzero(is_train)]
+    else:
+        train_codes = codes[np.repeat(is_train, lengths)]
     train_counts = np.bincount(train_codes, minlength=len(distinct))
     cur = con.cursor()  # its own connection: the main thread may be reading the next column meanwhile
     try:
@@ -231,8 +234,7 @@ def _encode_codes(
         cur.close()
     vocab, value_id = build_vocabulary(spec, tokens, train_counts, data.min_count)
     if spec.kind != "multi_hot":
-        ids = np.take(value_id.astype(id_dtype(vocab.size)), codes)  # a lookup in a small table
-        return EncodedField(vocab, np.take(ids, rows))  # the one random gather: rows into output order
+        return EncodedField(vocab, np.take(value_id.astype(id_dtype(vocab.size)), codes))  # a small-table lookup
     longest = int(lengths[is_train].max(initial=1))
     vocab.max_len = max(1, min(longest, data.multi_hot_max_len))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
