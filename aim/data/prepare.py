@@ -401,8 +401,13 @@ def _write_parquet(
         table = pa.table(table)
         if writer is None:
             # The columns are already dictionary codes: parquet's own dictionary pass would only
-            # cost time (about half of the write) for a few percent of size.
-            writer = pq.ParquetWriter(path, table.schema, use_dictionary=False, compression=compression)
+            # cost time (about half of the write) for a few percent of size. Byte-stream-split
+            # integers (their high bytes are mostly zero, and grouped) compress faster and a third
+            # smaller than plain ones.
+            fixed = ["split_pos", "label", "timestamp", *(f.vocab.field.name for f in single)]
+            writer = pq.ParquetWriter(
+                path, table.schema, use_dictionary=False, compression=compression, use_byte_stream_split=fixed
+            )
         writer.write_table(table)
         del table
     if writer is not None:
