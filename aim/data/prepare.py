@@ -377,11 +377,10 @@ def _write_parquet(
     writer: pq.ParquetWriter | None = None
     single = _single(fields)
     widened = {f.vocab.field.name: np.empty(batch_rows, dtype=np.int32) for f in single if f.ids.dtype != np.int32}
-    offsets, positions = np.arange(batch_rows, dtype=np.int64), np.empty(batch_rows, dtype=np.int64)
     for a in range(start, stop, batch_rows):
         b = min(a + batch_rows, stop)
         table = {
-            "split_pos": np.add(offsets[: b - a], a - start, out=positions[: b - a]),
+            "split_pos": np.arange(a - start, b - start, dtype=np.int64),
             "label": base.labels[a:b],
             "timestamp": base.timestamps[a:b],
         }
@@ -409,7 +408,6 @@ def _write_parquet(
                 path, table.schema, use_dictionary=False, compression=compression, use_byte_stream_split=fixed
             )
         writer.write_table(table)
-        del table
     if writer is not None:
         writer.close()
 
