@@ -76,13 +76,12 @@ class Chunk:
     would come out wrong otherwise, check this), so nothing parsed refers to it.
     """
 
-    text: memoryview
+    text: memoryview  # of the reader's bytearray
     first_line: int
-    _buffer: bytearray
 
     def has(self, byte: bytes) -> bool:
-        """Whether ``byte`` occurs in the piece (a memchr, no copy)."""
-        return self._buffer.find(byte, 0, len(self.text)) >= 0
+        """Whether ``byte`` occurs in the piece (a memchr in the buffer, no copy)."""
+        return self.text.obj.find(byte, 0, len(self.text)) >= 0
 
     @cached_property
     def newlines(self) -> int:
@@ -117,7 +116,7 @@ def chunks(path: Path, size: int) -> Iterator[Chunk]:
             if cut == 0:
                 filled = end
                 continue
-            chunk = Chunk(view[:cut], line, buffer)
+            chunk = Chunk(view[:cut], line)
             yield chunk
             line += chunk.newlines
             view[: end - cut] = view[cut:end]  # the unfinished line moves to the front
@@ -229,7 +228,7 @@ def read_coded(
                 for part in parts:  # on an error: queued coding is dropped, not run
                     for job in part.values():
                         job.cancel()
-            parts.clear()
+            parts.clear()  # the futures hold the codes too: merging releases them only once these go
             if not sum(len(part[next(iter(columns))][0]) for part in done):
                 raise _WholeFile("no usable row")
             coded = {}
