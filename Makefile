@@ -35,7 +35,7 @@ lint: $(STAMP)
 	ruff check aim flows tests bench && ruff format --check aim flows tests bench
 
 bench: $(STAMP)
-	python bench/prepare_throughput.py
+	python bench/prepare_throughput.py --repeat 3
 
 # Training / inference speed of DeepFM and the AIM stages, side by side with FuxiCTR (1M rows).
 perf: $(STAMP)

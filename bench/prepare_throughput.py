@@ -9,6 +9,10 @@ counts time spent waiting for a core.
 
     python bench/prepare_throughput.py                 # 1M and 10M rows
     python bench/prepare_throughput.py --rows 2000000  # any sizes
+    python bench/prepare_throughput.py --repeat 5      # median, min and max of 5 runs per size
+
+With ``--repeat K`` each size is prepared K times; the figures reported are the median run's, and
+the spread (fastest and slowest rows/s) is printed beside them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -59,6 +64,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--max-vocab", type=int, default=1_000_000)
     parser.add_argument("--memory-limit", default="2GB", help="DuckDB memory limit inside prepare")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per size; report the median run")
     parser.add_argument("--workdir", type=Path, default=HERE / "work")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "prepare_throughput.json")
     args = parser.parse_args()
@@ -72,7 +78,9 @@ def main() -> None:
         t0 = time.perf_counter()
         ensure_criteo_like(tsv, cfg, seed=2026)
         generated = time.perf_counter() - t0
-        seconds, cpu_seconds, rss_gb, summary = run_prepare(workdir, tsv, args.memory_limit)
+        runs = [run_prepare(workdir, tsv, args.memory_limit) for _ in range(max(1, args.repeat))]
+        wall = [run[0] for run in runs]
+        seconds, cpu_seconds, rss_gb, summary = runs[wall.index(statistics.median_low(wall))]
         result = {
             "rows": rows,
             "file_gb": tsv.stat().st_size / 1e9,
@@ -81,6 +89,10 @@ def main() -> None:
             "cpu_seconds": round(cpu_seconds, 2),
             "rows_per_second": round(rows / seconds),
             "peak_rss_gb": round(rss_gb, 2),
+            "runs": len(runs),
+            "rows_per_second_min": round(rows / max(wall)),
+            "rows_per_second_max": round(rows / min(wall)),
+            "peak_rss_gb_max": round(max(run[2] for run in runs), 2),
             "quarantined_rows": summary["quarantined_rows"],
             "largest_vocab": max(f["vocab_size"] for f in summary["fields"].values()),
         }
@@ -88,7 +100,14 @@ def main() -> None:
         print(
             f"{rows:>11,} rows  {result['file_gb']:.2f} GB  prepare {seconds:7.1f} s  "
             f"(CPU {cpu_seconds:.1f} s)  {result['rows_per_second']:>9,} rows/s  peak RSS {rss_gb:.2f} GB  "
-            f"largest vocab {result['largest_vocab']:,}",
+            f"largest vocab {result['largest_vocab']:,}"
+            + (
+                f"  [median of {len(runs)}: {result['rows_per_second_min']:,}-"
+                f"{result['rows_per_second_max']:,} rows/s, "
+                f"peak RSS up to {result['peak_rss_gb_max']:.2f} GB]"
+                if len(runs) > 1
+                else ""
+            ),
             flush=True,
         )
     if len(results) > 1:
