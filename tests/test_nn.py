@@ -128,20 +128,39 @@ def test_fm_identity_equals_the_sum_of_pair_rows():
     torch.testing.assert_close(complete.total(emb), reference)
 
 
-@pytest.mark.parametrize("order", [2, 3, 4])
-def test_tiled_rows_gradients_match_autograd(order, monkeypatch):
-    """The hand-written tiled backward equals autograd through row_values, over several tiles."""
+def test_tiled_rows_gradients_match_autograd(monkeypatch):
+    """The hand-written tiled backward equals autograd through row_values, over several tiles
+    (leading products and last fields each repeated across rows)."""
     monkeypatch.setattr(interactions, "TILE_FLOATS", 40)  # tiles of one or two rows
-    torch.manual_seed(order)
+    torch.manual_seed(0)
+    lead = torch.randn(4, 3, 5, dtype=torch.float64, requires_grad=True)
     x = torch.randn(7, 3, 5, dtype=torch.float64, requires_grad=True)
-    slots = torch.randint(0, 7, (6, order))
+    pairs = torch.stack([torch.randint(0, 4, (6,)), torch.randint(0, 7, (6,))], 1)
     weights = torch.randn(6, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, w: interactions.TiledRows.apply(a, slots, w), (x, weights))
+    inputs = (lead, x, weights)
+    assert torch.autograd.gradcheck(lambda a, b, w: interactions.TiledRows.apply(a, b, pairs, w), inputs)
     grad = torch.randn(6, 5, dtype=torch.float64)
-    tiled = torch.autograd.grad(interactions.TiledRows.apply(x, slots, weights), (x, weights), grad)
-    plain = torch.autograd.grad(interactions.row_values(x, slots, weights), (x, weights), grad)
+    tiled = torch.autograd.grad(interactions.TiledRows.apply(lead, x, pairs, weights), inputs, grad)
+    plain = torch.autograd.grad(interactions.row_values(lead, x, pairs, weights), inputs, grad)
     for a, b in zip(tiled, plain, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4])
+def test_split_rows_rebuilds_every_row_and_shares_the_grown_prefixes(order):
+    """Each row is its prefix plus its last field, and AIM's candidates (k top interactions of the
+    order below, each plus every other field) need no more than those k leading products."""
+    n, k = 12, 5
+    torch.manual_seed(order)
+    top = torch.stack([torch.randperm(n)[: order - 1].sort().values for _ in range(k)]).unique(dim=0)
+    grown = torch.cat([top.repeat_interleave(n, 0), torch.arange(n).repeat(len(top)).unsqueeze(1)], 1)
+    rows = grown[(grown[:, :-1] != grown[:, -1:]).all(1)].sort(1).values.unique(dim=0)
+    rows = rows[torch.randperm(len(rows))]
+    prefixes, which, last = interactions.split_rows(rows)
+    rebuilt = torch.cat([prefixes[which], last.unsqueeze(1)], 1).sort(1).values
+    torch.testing.assert_close(rebuilt, rows)
+    assert len(prefixes) <= len(top)
+    assert len(prefixes) < len(rows[:, :-1].unique(dim=0)) or order == 2  # fewer than the sorted leading fields
 
 
 @pytest.mark.parametrize("order", [2, 3, 4])

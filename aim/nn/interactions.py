@@ -15,14 +15,18 @@ retrain (only the kept rows) differ only in how many rows there are.
 
 Speed: embeddings are laid out ``[n, T, d, B]`` (batch innermost, each factor one contiguous block;
 :func:`slot_major`), and every group of rows reads the ``[n, d, B]`` block of its one table.
-Rows whose kernel is uniform over the dimension (inner, scalar) are ``c_r · <Π leading factors,
-last factor>``: one batched Gram product per table gives every (leading product, last field)
-combination and the rows pick theirs (:meth:`Interactions._gram_values`). Rows with a kernel per
-dimension (vector): in eager mode :class:`TiledRows` evaluates :func:`row_values` over tiles of
-rows with a hand-written backward that recomputes each tile, so the ``[R, p, d, B]`` factors
-never exist whole; under ``torch.compile`` the same :func:`row_values` runs on all rows at once.
-Projected rows (:func:`projected_rows`) project first, in one batched matrix product, and gather
-scalars. A complete set of inner-product pairs summed (FM's term) uses the square-of-sum identity.
+Element-wise rows of order p are written as (leading p-1 fields, last field) with leading fields
+shared by as many rows as possible (:func:`split_rows`: AIM's order-p candidates share the top-k
+order-(p-1) interactions they grew from), so each leading product is formed once. Rows whose
+kernel is uniform over the dimension (inner, scalar) are ``c_r · <leading product, last factor>``:
+one batched Gram product per table gives every (leading product, last field) combination and the
+rows pick theirs (:meth:`Interactions._gram_values`). Rows with a kernel per dimension (vector):
+in eager mode :class:`TiledRows` evaluates :func:`row_values` over tiles of rows with a
+hand-written backward that recomputes each tile, so the ``[R, d, B]`` products never exist whole;
+under ``torch.compile`` the same :func:`row_values` runs on all rows at once. Projected rows
+(:func:`projected_rows`) project first, in one batched matrix product over chunks of equal slots
+(:func:`projection_plan`), and gather scalars. A complete set of inner-product pairs summed (FM's
+term) uses the square-of-sum identity.
 """
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ class Interactions(nn.Module):
 
     def __init__(self, index: torch.Tensor, functions: torch.Tensor, dim: int, function_wise: bool = False):
         super().__init__()
-        if index.ndim != 2 or functions.shape != index.shape[:1]:
-            raise ValueError(f"index {tuple(index.shape)} must be [R, p] and functions [R]")
+        if index.ndim != 2 or functions.shape != index.shape[:1] or index.shape[1] < 2:
+            raise ValueError(f"index {tuple(index.shape)} must be [R, p] with p >= 2 and functions [R]")
         rows, order = index.shape
         functions = functions.long()
         index = index.long()
@@ -65,8 +69,13 @@ class Interactions(nn.Module):
         # each function reads one table (its own, or table 0 of all): per group, one [n, d, B] block
         self._product_table = int(tables[self.product_rows[0]]) if len(self.product_rows) else 0
         self._outer_table = int(tables[self.outer_rows[0]]) if len(self.outer_rows) else 0
-        self._derived("product_fields", index[self.product_rows])
+        prefixes, which, last = split_rows(index[self.product_rows])
+        self._derived("product_prefixes", prefixes)  # [Q, p - 1] leading fields shared by the rows
+        self._derived("product_pairs", torch.stack([which, last], 1))  # row -> (prefix, last field)
         self._derived("outer_fields", index[self.outer_rows])
+        chunk_slots, places, self._outer_width = projection_plan(self.outer_fields)
+        self._derived("outer_chunk_slots", chunk_slots)  # where each projection goes (see projected_rows)
+        self._derived("outer_places", places)
         # a row's coefficient: 0 -> 1 (inner), k + 1 -> scalar kernel k (kernels stored in row order)
         coefficient = torch.where(functions == SCALAR, (functions == SCALAR).long().cumsum(0), 0)
         self._gram_tables = [int(t) for t in torch.unique(tables[uniform])]
@@ -74,9 +83,9 @@ class Interactions(nn.Module):
         gram_rows = []
         for k, table in enumerate(self._gram_tables):  # at most one group per function table
             at = torch.nonzero(uniform & (tables == table)).flatten()
-            prefixes, which = torch.unique(index[at, :-1], dim=0, return_inverse=True)
-            self._derived(f"gram{k}_prefixes", prefixes)  # [Q, p - 1] distinct leading fields
-            self._derived(f"gram{k}_pick", which * self._pick_fields + index[at, -1])  # row -> (prefix, last field)
+            prefixes, which, last = split_rows(index[at])
+            self._derived(f"gram{k}_prefixes", prefixes)  # [Q, p - 1] leading fields shared by the rows
+            self._derived(f"gram{k}_pick", which * self._pick_fields + last)  # row -> (prefix, last field)
             self._derived(f"gram{k}_coefficient", coefficient[at])
             self._derived(f"gram{k}_rows", at)
             gram_rows.append(at)
@@ -110,13 +119,8 @@ class Interactions(nn.Module):
         parts = []
         for k, table in enumerate(self._gram_tables):
             x = by_table[table]  # [n, d, B]
-            prefixes = getattr(self, f"gram{k}_prefixes")
-            # Π over the leading fields, one gather per factor: their gradients scatter into the small
-            # [n, d, B], where one gather of all factors would stack a [Q, p - 1, d, B] gradient first
-            leading = x.index_select(0, prefixes[:, 0])
-            for factor in range(1, prefixes.shape[1]):
-                leading = leading * x.index_select(0, prefixes[:, factor])
-            left = leading.permute(2, 0, 1).contiguous()  # [B, Q, d] (bmm loops per sample on other strides)
+            left = leading(x, getattr(self, f"gram{k}_prefixes"))  # Π of each prefix's fields, [Q, d, B]
+            left = left.permute(2, 0, 1).contiguous()  # [B, Q, d] (bmm loops per sample on other strides)
             right = x[: self._pick_fields].permute(2, 0, 1).contiguous()  # [B, n, d]
             pick = getattr(self, f"gram{k}_pick")
             step = max(1, GRAM_FLOATS // (left.shape[1] * right.shape[1]))  # samples per [b, Q, n] block
@@ -139,10 +143,12 @@ class Interactions(nn.Module):
         values = row_values if is_compiling() else TiledRows.apply
         parts = [(part, getattr(self, f"gram{k}_rows")) for k, part in enumerate(self._gram_values(by_table))]
         if len(self.product_rows):
-            part = values(by_table[self._product_table], self.product_fields, self.vector_kernel)
+            x = by_table[self._product_table]
+            part = values(leading(x, self.product_prefixes), x, self.product_pairs, self.vector_kernel)
             parts.append((part, self.product_rows))
         if len(self.outer_rows):
-            part = projected_rows(by_table[self._outer_table], self.outer_fields, self.projections)
+            plan = (self.outer_chunk_slots, self.outer_places, self._outer_width)
+            part = projected_rows(by_table[self._outer_table], self.outer_fields, self.projections, plan)
             parts.append((part, self.outer_rows))
         return parts
 
@@ -212,6 +218,39 @@ def transposed(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def split_rows(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each row ``[R, p]`` as (leading ``p - 1`` fields, last field): ``(prefixes [Q, p - 1], which [R],
+    last [R])`` with ``index[r]`` = ``prefixes[which[r]]`` plus ``last[r]`` (as a set).
+
+    A product does not care which field comes last, so each row drops the field whose removal leaves
+    the leading fields most rows share (first such field on ties). AIM's order-p candidates are a
+    top-k order-(p-1) interaction plus one field, so their prefixes are those k interactions, not the
+    hundreds of distinct sorted leading pairs: the leading products are formed once per prefix.
+    """
+    rows, order = index.shape
+    if rows == 0:
+        return index[:, :-1], index.new_zeros(0), index.new_zeros(0)
+    dropped = ~torch.eye(order, dtype=torch.bool)
+    columns = torch.arange(order).expand(order, order)[dropped].view(order, order - 1)  # column k left out
+    subsets, inverse, counts = torch.unique(
+        index[:, columns].reshape(-1, order - 1), dim=0, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.view(rows, order)
+    choice = counts[inverse].argmax(1, keepdim=True)  # the first most shared split of each row
+    used, which = torch.unique(inverse.gather(1, choice).squeeze(1), return_inverse=True)
+    return subsets[used], which, index.gather(1, choice).squeeze(1)
+
+
+def leading(x: torch.Tensor, prefixes: torch.Tensor) -> torch.Tensor:
+    """``Π_k x[prefixes[:, k]]``, ``[Q, d, B]`` from slot blocks ``x [n, d, B]``: one gather per factor,
+    whose gradient scatters into the small ``[n, d, B]`` (one gather of every factor would stack a
+    ``[Q, p - 1, d, B]`` gradient first)."""
+    out = gather_rows(x, prefixes[:, 0])
+    for factor in range(1, prefixes.shape[1]):
+        out = out * gather_rows(x, prefixes[:, factor])
+    return out
+
+
 def product(factors: torch.Tensor) -> torch.Tensor:
     """``factors [r, p, ...]`` multiplied over ``p``, ``[r, ...]``: a view for ``p = 1``, else one
     multiply per factor over ``unbind`` (whose backward is one stack, where ``prod``'s or per-factor
@@ -225,58 +264,62 @@ def product(factors: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _others(factors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """For each k, the product of every factor but the k-th (prefix x suffix products, no
-    division, so zeros are safe)."""
-    p = len(factors)
-    if p == 1:
-        return [torch.ones_like(factors[0])]
-    prefix: list[torch.Tensor | None] = [None]
-    for k in range(p - 1):
-        prefix.append(factors[k] if prefix[-1] is None else prefix[-1] * factors[k])
-    others, suffix = [], None
-    for k in range(p - 1, -1, -1):
-        parts = [t for t in (prefix[k], suffix) if t is not None]
-        others.append(parts[0] * parts[1] if len(parts) == 2 else parts[0])
-        suffix = factors[k] if suffix is None else suffix * factors[k]
-    return others[::-1]
+def gather_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[rows]`` for ``x [n, ...]`` as one 2-D gather (index_select on 3-D tensors is many times
+    slower on CPU)."""
+    return x.reshape(x.shape[0], -1).index_select(0, rows).view(len(rows), *x.shape[1:])
 
 
-def _factors(x: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """The rows' factors factor-major, ``[p, R, d, B]`` (each factor's block contiguous), in one
-    2-D gather (index_select on 3-D tensors is many times slower on CPU)."""
-    rows, order = slots.shape
-    return x.view(x.shape[0], -1).index_select(0, slots.t().flatten()).view(order, rows, *x.shape[1:])
-
-
-def row_values(x: torch.Tensor, slots: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Values ``[R, B]`` of element-wise rows, ``Σ_d w_r ⊙ Π_k x[slot_rk]``, from slot embeddings
-    ``x [slots, d, B]`` and kernels ``weights [R, d]`` (the one definition; see :class:`TiledRows`)."""
-    prod = product(_factors(x, slots).transpose(0, 1))
+def row_values(lead: torch.Tensor, x: torch.Tensor, pairs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Values ``[R, B]`` of element-wise rows, ``Σ_d w_r ⊙ lead[which_r] ⊙ x[last_r]``, from leading
+    products ``lead [Q, d, B]``, slot blocks ``x [n, d, B]``, ``pairs [R, 2]`` = (which, last) and
+    kernels ``weights [R, d]`` (the one definition; see :class:`TiledRows`)."""
+    prod = gather_rows(lead, pairs[:, 0]) * gather_rows(x, pairs[:, 1])
     return torch.bmm(weights.unsqueeze(1), prod).squeeze(1)  # the kernel sum as [1, d] @ [d, B]
 
 
-def projected_rows(x: torch.Tensor, slots: torch.Tensor, projections: torch.Tensor) -> torch.Tensor:
+def projection_plan(slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Where each of the ``R·p`` (row, factor) projections of :func:`projected_rows` goes:
+    ``(chunk_slots [C], places [R·p], width)``.
+
+    Projections are grouped by the slot they read and each group is cut into chunks of ``width``
+    (the mean group size), so one batched product ``[C, width, d] @ [C, d, B]`` computes them all
+    with at most one partly filled chunk per slot; padding every group to the largest one wasted
+    up to 4x for AIM's order-3 candidates, whose top fields sit in many rows.
+    """
+    flat = slots.flatten()
+    if len(flat) == 0:
+        return flat.new_zeros(0), flat.new_zeros(0), 1
+    by_slot = torch.sort(flat, stable=True).indices
+    used, counts = torch.unique_consecutive(flat[by_slot], return_counts=True)
+    width = -(-len(flat) // len(used))
+    rank = torch.arange(len(flat)) - (counts.cumsum(0) - counts).repeat_interleave(counts)  # place in its group
+    chunks = -(-counts // width)
+    chunk = (chunks.cumsum(0) - chunks).repeat_interleave(counts) + rank // width
+    places = torch.empty_like(flat)
+    places[by_slot] = chunk * width + rank % width
+    return used.repeat_interleave(chunks), places, width
+
+
+def projected_rows(
+    x: torch.Tensor,
+    slots: torch.Tensor,
+    projections: torch.Tensor,
+    plan: tuple[torch.Tensor, torch.Tensor, int] | None = None,
+) -> torch.Tensor:
     """Values ``[R, B]`` of projected (outer) rows: ``Π_k (u_rk · x[slot_rk])``, projection first.
 
-    The ``R·p`` projections are grouped by slot and padded to the largest group, so all of them
-    come from one batched matrix product ``[S', M, d] @ [S', d, B]`` over the ``S'`` slots in use;
-    then only scalars ``[R, p, B]`` are gathered (``d`` times less than gathering the vectors).
-    Plain autograd: the backward is two batched matrix products and a scatter of scalars.
+    The ``R·p`` projections, laid out by :func:`projection_plan` (``plan``, precomputed by
+    :class:`Interactions`), come from one batched matrix product over chunks of equal slots; then
+    only scalars ``[R, p, B]`` are gathered (``d`` times less than gathering the vectors). Plain
+    autograd: the backward is two batched matrix products and a scatter of scalars.
     """
     rows, order = slots.shape
-    flat = slots.flatten()
-    used, group = torch.unique(flat, return_inverse=True)
-    # position of each (row, factor) inside its slot's group: rank among equal slots, by position
-    sorted_group, by_group = torch.sort(group, stable=True)
-    starts = torch.searchsorted(sorted_group, sorted_group, right=False)
-    position = torch.empty_like(flat)
-    position[by_group] = torch.arange(len(flat), device=flat.device) - starts
-    width = int(position.max()) + 1
+    chunk_slots, places, width = plan if plan is not None else projection_plan(slots)
     dim = x.shape[1]
-    padded = projections.new_zeros(len(used), width, dim).index_put((group, position), projections.reshape(-1, dim))
-    projected = torch.bmm(padded, x.index_select(0, used))  # [S', M, B]
-    values = projected.view(len(used) * width, -1).index_select(0, group * width + position)
+    padded = projections.new_zeros(len(chunk_slots) * width, dim).index_copy(0, places, projections.reshape(-1, dim))
+    projected = torch.bmm(padded.view(-1, width, dim), gather_rows(x, chunk_slots))  # [C, width, B]
+    values = projected.view(len(chunk_slots) * width, -1).index_select(0, places)
     return product(values.view(rows, order, -1))
 
 
@@ -303,39 +346,36 @@ class RowsToBatch(torch.autograd.Function):
 class TiledRows(torch.autograd.Function):
     """:func:`row_values` evaluated tile by tile of rows, with a hand-written backward (eager mode).
 
-    Only ``x`` is kept for backward, which recomputes each tile's gather: the ``[R, p, d, B]``
-    factors never exist whole, so memory stays flat in R and in the order. The loop is over tiles
-    of many rows (``TILE_FLOATS`` gathered numbers each), each tile one batched tensor expression.
+    Only the inputs are kept for backward, which recomputes each tile's gathers: the ``[R, d, B]``
+    products never exist whole, so memory stays flat in R (and every order gathers two factors, the
+    leading product and the last field). The loop is over tiles of many rows (``TILE_FLOATS``
+    gathered numbers each), each tile one batched tensor expression.
     """
 
     @staticmethod
-    def _tiles(x: torch.Tensor, rows: int, order: int) -> list[slice]:
-        step = max(1, TILE_FLOATS // max(1, order * x.shape[1] * x.shape[2]))
+    def _tiles(x: torch.Tensor, rows: int) -> list[slice]:
+        step = max(1, TILE_FLOATS // max(1, 2 * x.shape[1] * x.shape[2]))
         return [slice(start, min(start + step, rows)) for start in range(0, rows, step)]
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, slots: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, slots, weights)
-        out = x.new_empty(slots.shape[0], x.shape[2])
-        for tile in TiledRows._tiles(x, *slots.shape):
-            out[tile] = row_values(x, slots[tile], weights[tile])
+    def forward(ctx, lead: torch.Tensor, x: torch.Tensor, pairs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(lead, x, pairs, weights)
+        out = x.new_empty(pairs.shape[0], x.shape[2])
+        for tile in TiledRows._tiles(x, len(pairs)):
+            out[tile] = row_values(lead, x, pairs[tile], weights[tile])
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        x, slots, weights = ctx.saved_tensors
-        grad_x, grad_w = torch.zeros_like(x), torch.zeros_like(weights)
-        for tile in TiledRows._tiles(x, *slots.shape):
-            factors = _factors(x, slots[tile])  # [p, r, d, B]
-            p, r, d, b = factors.shape
-            g = grad_out[tile]  # [r, B]
-            weighted = weights[tile].unsqueeze(-1) * g.unsqueeze(1)  # [r, d, B]
-            each = factors.unbind(0)
-            others = _others(each)
-            grad_factors = torch.empty_like(factors)  # [p, r, d, B], each factor's block written in place
-            for k, other in enumerate(others):
-                torch.mul(weighted, other, out=grad_factors[k])
-            # Σ_b g ⊙ Π factors (vecdot: 4x faster on CPU than a batched [d, B] @ [B, 1] product)
-            grad_w[tile] = torch.linalg.vecdot(others[0] * each[0], g.unsqueeze(1), dim=-1)
-            grad_x.view(x.shape[0], -1).index_add_(0, slots[tile].t().flatten(), grad_factors.view(p * r, d * b))
-        return grad_x, None, grad_w
+        lead, x, pairs, weights = ctx.saved_tensors
+        grad_lead, grad_x, grad_w = torch.zeros_like(lead), torch.zeros_like(x), torch.zeros_like(weights)
+        for tile in TiledRows._tiles(x, len(pairs)):
+            which, last = pairs[tile].unbind(1)
+            a, b = gather_rows(lead, which), gather_rows(x, last)  # [r, d, B] each, fresh copies
+            g, w = grad_out[tile].unsqueeze(1), weights[tile].unsqueeze(-1)  # [r, 1, B], [r, d, 1]
+            # in place on the gathered copies: no further [r, d, B] tensors allocated
+            a.mul_(g)
+            grad_w[tile] = torch.linalg.vecdot(a, b, dim=-1)  # Σ_b g a b (4x faster than a batched product)
+            grad_x.view(len(x), -1).index_add_(0, last, a.mul_(w).flatten(1))
+            grad_lead.view(len(lead), -1).index_add_(0, which, b.mul_(g).mul_(w).flatten(1))
+        return grad_lead, grad_x, None, grad_w
