@@ -233,8 +233,8 @@ def split_rows(index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
     rows, order = index.shape
     if rows == 0:
         return index[:, :-1], index.new_zeros(0), index.new_zeros(0)
-    dropped = ~torch.eye(order, dtype=torch.bool)
-    columns = torch.arange(order).expand(order, order)[dropped].view(order, order - 1)  # column k left out
+    dropped = ~torch.eye(order, dtype=torch.bool, device=index.device)  # row k of columns: column k left out
+    columns = torch.arange(order, device=index.device).expand(order, order)[dropped].view(order, order - 1)
     subsets, inverse, counts = torch.unique(
         index[:, columns].reshape(-1, order - 1), dim=0, return_inverse=True, return_counts=True
     )
@@ -296,7 +296,8 @@ def projection_plan(slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, in
     by_slot = torch.sort(flat, stable=True).indices
     used, counts = torch.unique_consecutive(flat[by_slot], return_counts=True)
     width = -(-len(flat) // len(used))
-    rank = torch.arange(len(flat)) - (counts.cumsum(0) - counts).repeat_interleave(counts)  # place in its group
+    # each projection's place in its slot's group, then its chunk and column
+    rank = torch.arange(len(flat), device=flat.device) - (counts.cumsum(0) - counts).repeat_interleave(counts)
     chunks = -(-counts // width)
     chunk = (chunks.cumsum(0) - chunks).repeat_interleave(counts) + rank // width
     places = torch.empty_like(flat)
