@@ -70,7 +70,8 @@ class Interactions(nn.Module):
         self._product_table = int(tables[self.product_rows[0]]) if len(self.product_rows) else 0
         self._outer_table = int(tables[self.outer_rows[0]]) if len(self.outer_rows) else 0
         prefixes, which, last = split_rows(index[self.product_rows])
-        if order == 2:  # a one-field leading product is the field's own block: read it in place
+        self._lead_in_place = order == 2  # a one-field leading product is the field's own block
+        if self._lead_in_place:  # rows then name the field itself
             prefixes, which = prefixes[:0], prefixes[which, 0]
         self._derived("product_prefixes", prefixes)  # [Q, p - 1] leading fields shared by the rows
         self._derived("product_pairs", torch.stack([which, last], 1))  # row -> (prefix, last field)
@@ -146,7 +147,7 @@ class Interactions(nn.Module):
         parts = [(part, getattr(self, f"gram{k}_rows")) for k, part in enumerate(self._gram_values(by_table))]
         if len(self.product_rows):
             x = by_table[self._product_table]
-            lead = x if self.order == 2 else leading(x, self.product_prefixes)
+            lead = x if self._lead_in_place else leading(x, self.product_prefixes)
             part = values(lead, x, self.product_pairs, self.vector_kernel)
             parts.append((part, self.product_rows))
         if len(self.outer_rows):
