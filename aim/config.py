@@ -301,6 +301,9 @@ class ComputeConfig(_Strict):
     compile: bool = Field(False, description="torch.compile the models (needs a C++ compiler on CPU)")
     autocast: Literal["auto", "bf16", "off"] = Field("auto", description="auto = bf16 on CUDA, off on CPU")
     threads: int = Field(0, ge=0, description="torch threads; 0 = all cores")
+    cpu_kernels: Literal["auto", "off"] = Field(
+        "auto", description="auto = fused C++ kernels for interaction rows on CPU (built once; needs a C++ compiler)"
+    )
 
 
 class Params(_Strict):

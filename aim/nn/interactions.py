@@ -27,6 +27,12 @@ under ``torch.compile`` the same :func:`row_values` runs on all rows at once. Pr
 (:func:`projected_rows`) project first, in one batched matrix product over chunks of equal slots
 (:func:`projection_plan`), and gather scalars. A complete set of inner-product pairs summed (FM's
 term) uses the square-of-sum identity.
+
+On the CPU (float32, eager mode) the fused C++ kernels of :mod:`aim.nn.kernels` take the
+element-wise rows of every function (uniform kernels as ``c_r`` over every dimension) and the
+projected rows: the same (leading product, last field) pairs and projections, read in place a
+block of samples at a time instead of gathered. The PyTorch paths above serve CUDA, other dtypes,
+``torch.compile`` and machines where the kernels cannot be built.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from aim.nn import kernels
 from aim.nn.compiling import is_compiling
 
 FUNCTIONS = ("inner", "vector_kernel", "scalar_kernel", "outer")
@@ -89,6 +96,9 @@ class Interactions(nn.Module):
             prefixes, which, last = split_rows(index[at])
             self._derived(f"gram{k}_prefixes", prefixes)  # [Q, p - 1] leading fields shared by the rows
             self._derived(f"gram{k}_pick", which * self._pick_fields + last)  # row -> (prefix, last field)
+            # the fused CPU kernel reads (prefix, last field) pairs; order-2 prefixes are the fields themselves
+            lead = prefixes[which, 0] if self._lead_in_place else which
+            self._derived(f"gram{k}_pairs", torch.stack([lead, last], 1))
             self._derived(f"gram{k}_coefficient", coefficient[at])
             self._derived(f"gram{k}_rows", at)
             gram_rows.append(at)
@@ -139,20 +149,44 @@ class Interactions(nn.Module):
             parts.append(values)
         return parts
 
+    def _uniform_values(self, by_table: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The rows of :meth:`_gram_values`, ``[R_t, B]`` per table, by the fused CPU kernel
+        (:mod:`aim.nn.kernels`) when it serves the table, which needs no ``[B, Q·n]`` combinations
+        and no pick: each row is ``Σ_d c_r ⊙ lead ⊙ last`` (1.2-1.5x faster than the Gram product
+        for AIM's order-2 and order-3 rows on 2 cores). Falls back to :meth:`_gram_values`."""
+        if not self._gram_tables or not kernels.serves(by_table[self._gram_tables[0]], self.scalar_kernel):
+            return self._gram_values(by_table)
+        parts = []
+        for k, table in enumerate(self._gram_tables):
+            x = by_table[table]
+            lead = x if self._lead_in_place else leading(x, getattr(self, f"gram{k}_prefixes"))
+            coefficient = getattr(self, f"gram{k}_coefficient")
+            scale = torch.cat([self.scalar_kernel.new_ones(1), self.scalar_kernel])[coefficient]
+            weights = scale.unsqueeze(1).expand(-1, x.shape[1]).contiguous()  # c_r over every dimension
+            parts.append(kernels.FusedProductRows.apply(lead, x, getattr(self, f"gram{k}_pairs"), weights))
+        return parts
+
     def parts(self, by_table: Sequence[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The row values group by group, as computed: ``(values [R_k, B], rows [R_k])`` per group
         (``values`` may be a transposed view; ``rows`` are the rows' places in ``index``), from
         ``by_table = tables(emb)``, which every order of a model can share."""
-        values = row_values if is_compiling() else TiledRows.apply
-        parts = [(part, getattr(self, f"gram{k}_rows")) for k, part in enumerate(self._gram_values(by_table))]
+        parts = [(part, getattr(self, f"gram{k}_rows")) for k, part in enumerate(self._uniform_values(by_table))]
         if len(self.product_rows):
             x = by_table[self._product_table]
             lead = x if self._lead_in_place else leading(x, self.product_prefixes)
+            if kernels.serves(x, self.vector_kernel):
+                values = kernels.FusedProductRows.apply
+            else:
+                values = row_values if is_compiling() else TiledRows.apply
             part = values(lead, x, self.product_pairs, self.vector_kernel)
             parts.append((part, self.product_rows))
         if len(self.outer_rows):
-            plan = (self.outer_chunk_slots, self.outer_places, self._outer_width)
-            part = projected_rows(by_table[self._outer_table], self.outer_fields, self.projections, plan)
+            x = by_table[self._outer_table]
+            if kernels.serves(x, self.projections):
+                part = kernels.FusedProjectedRows.apply(x, self.outer_fields, self.projections)
+            else:
+                plan = (self.outer_chunk_slots, self.outer_places, self._outer_width)
+                part = projected_rows(x, self.outer_fields, self.projections, plan)
             parts.append((part, self.outer_rows))
         return parts
 

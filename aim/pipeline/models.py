@@ -24,6 +24,7 @@ from aim.config import GRDAConfig, Params
 from aim.data.arrays import PreparedData
 from aim.errors import ConfigError, ModelError
 from aim.models import BASE_MODELS
+from aim.nn import kernels
 from aim.search.architecture import Architecture
 from aim.search.plots import alpha_heatmap, width_bars
 from aim.search.stages import (
@@ -78,6 +79,7 @@ def _compute(params: Params) -> dict:
     c = params.compute
     if c.threads:
         torch.set_num_threads(c.threads)
+    kernels.configure(c.cpu_kernels)
     sparse = None if c.sparse_embeddings == "auto" else c.sparse_embeddings
     return {"sparse_embeddings": sparse, "compile": c.compile, "autocast": c.autocast, "seed": params.seed}
 

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aim import __version__
 from aim.config import Params
+from aim.nn import kernels
 from aim.serving.arms import Arm, assign_arm
 from aim.serving.features import FeatureBuilder, InvalidRequest, LookupFailed, feature_builder, open_source
 from aim.serving.impressions import ImpressionLog
@@ -136,6 +137,8 @@ def create_app(params: Params, *, lookup: str | None = None) -> FastAPI:
     Raises ModelError (registry empty, model missing, corrupt or trained on other vocabularies),
     DataError or ConfigError (feature store missing, bad serve settings) instead of starting.
     """
+    kernels.configure(params.compute.cpu_kernels)
+    kernels.cpu_kernels()  # built or loaded now, not inside the first request
     scorer = Scorer(params, lookup)
 
     @asynccontextmanager
