@@ -10,7 +10,7 @@ other work competes for memory bandwidth. Results equal the PyTorch path to floa
 
 The kernels are built with torch's extension loader (ninja + the system C++ compiler, about 30 s
 the first time; the library is cached under ``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``, keyed by the source, the CPU and torch's version). They serve
+``~/.cache/torch_extensions``, keyed by the source, the CPU and the torch installation). They serve
 float32 tensors on the CPU in eager mode; CUDA, other dtypes and ``torch.compile`` use the
 PyTorch path. ``compute.cpu_kernels: off`` (or ``AIM_CPU_KERNELS=off``) turns them off; a
 failed build logs why once and falls back to the PyTorch path.
@@ -60,9 +60,12 @@ def _cpu_signature() -> str:
 
 
 def _build_name() -> str:
+    """One library per source, flags, CPU and torch installation: two venvs (their torch headers
+    differ in path) never rebuild each other's copy in the shared cache."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS).encode(), _cpu_signature().encode(), torch.__version__.encode()):
-        digest.update(part)
+    torch_install = str(Path(torch.__file__).resolve().parent)
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS), _cpu_signature(), torch.__version__, torch_install):
+        digest.update(part if isinstance(part, bytes) else part.encode())
     return f"aim_rows_{digest.hexdigest()[:16]}"
 
 
