@@ -36,7 +36,8 @@ SOURCE = Path(__file__).with_name("csrc") / "rows.cpp"
 FLAGS = ["-O3", "-fopenmp-simd", "-march=native"]  # the library is per CPU (see _build_name)
 
 Mode = Literal["auto", "off"]
-_mode: Mode = "off" if os.environ.get("AIM_CPU_KERNELS", "auto").lower() in ("off", "0", "false") else "auto"
+_ENV_OFF = os.environ.get("AIM_CPU_KERNELS", "auto").lower() in ("off", "0", "false")  # wins over params
+_mode: Mode = "off" if _ENV_OFF else "auto"
 _loaded: ModuleType | None = None
 _tried = False
 
@@ -46,7 +47,7 @@ def configure(mode: Mode) -> None:
     global _mode
     if mode not in ("auto", "off"):
         raise ValueError(f"cpu_kernels must be auto or off, not {mode!r}")
-    _mode = mode
+    _mode = "off" if _ENV_OFF else mode
 
 
 def _cpu_signature() -> str:
