@@ -28,6 +28,18 @@ Source source(const torch::Tensor& t, int64_t dim, int64_t batch) {
 
 int64_t blocks_of(int64_t batch) { return (batch + BLOCK - 1) / BLOCK; }
 
+// out[b] = sum_d u[d] * v[d * batch + b] for the nb samples of a block: one projection u . x_slot.
+inline void project(const float* v, const float* u, int64_t dim, int64_t batch, int64_t nb, float* out) {
+#pragma omp simd
+  for (int64_t b = 0; b < nb; ++b) out[b] = u[0] * v[b];
+  for (int64_t d = 1; d < dim; ++d) {
+    const float ud = u[d];
+    const float* vd = v + d * batch;
+#pragma omp simd
+    for (int64_t b = 0; b < nb; ++b) out[b] += ud * vd[b];
+  }
+}
+
 }  // namespace
 
 // out[r, b] = sum_d w[r, d] * lead[pairs[r, 0], d, b] * x[pairs[r, 1], d, b]
@@ -127,17 +139,8 @@ torch::Tensor projected_rows(torch::Tensor x, torch::Tensor slots, torch::Tensor
       for (int64_t r = 0; r < R; ++r) {
         float* o = O + r * B + b0;
         for (int64_t k = 0; k < p; ++k) {
-          const float* v = X.data + S[r * p + k] * X.slot_stride + b0;
-          const float* uk = U + (r * p + k) * D;
           float* acc = k == 0 ? o : s.data();
-#pragma omp simd
-          for (int64_t b = 0; b < nb; ++b) acc[b] = uk[0] * v[b];
-          for (int64_t d = 1; d < D; ++d) {
-            const float ud = uk[d];
-            const float* vd = v + d * B;
-#pragma omp simd
-            for (int64_t b = 0; b < nb; ++b) acc[b] += ud * vd[b];
-          }
+          project(X.data + S[r * p + k] * X.slot_stride + b0, U + (r * p + k) * D, D, B, nb, acc);
           if (k > 0) {
 #pragma omp simd
             for (int64_t b = 0; b < nb; ++b) o[b] *= acc[b];
@@ -171,17 +174,7 @@ std::vector<torch::Tensor> projected_rows_backward(torch::Tensor g, torch::Tenso
       for (int64_t r = 0; r < R; ++r) {
         const float* gr = G + r * B + b0;
         for (int64_t k = 0; k < p; ++k) {  // the row's p projections of this block
-          const float* v = X.data + S[r * p + k] * X.slot_stride + b0;
-          const float* uk = U + (r * p + k) * D;
-          float* pk = proj.data() + k * BLOCK;
-#pragma omp simd
-          for (int64_t b = 0; b < nb; ++b) pk[b] = uk[0] * v[b];
-          for (int64_t d = 1; d < D; ++d) {
-            const float ud = uk[d];
-            const float* vd = v + d * B;
-#pragma omp simd
-            for (int64_t b = 0; b < nb; ++b) pk[b] += ud * vd[b];
-          }
+          project(X.data + S[r * p + k] * X.slot_stride + b0, U + (r * p + k) * D, D, B, nb, proj.data() + k * BLOCK);
         }
         for (int64_t k = 0; k < p; ++k) {  // d out / d projection k = g · the other projections
           float* c = others.data();
